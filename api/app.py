@@ -1,0 +1,198 @@
+"""The FastAPI application: wiring, authentication, body limits and the one error table.
+
+Edges translate and publish: routes validate, build an event, wait for the JetStream ack and answer.
+They never run containers or call the backend themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.uploads import NoUpload, ScriptRejected, UploadStore
+from consumers.projection import RunStore
+from events.bus import BrokerUnavailable, Publisher, StreamSettings, connect, ensure_stream
+from events.subjects import InvalidId
+from lumia.config import Settings
+from vault import DataDir, InvalidInput
+
+log = logging.getLogger("lumia.api")
+
+
+class NotFound(LookupError):
+    """A run, model or file that does not exist."""
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    data: DataDir
+    uploads: UploadStore
+    nc: NATS | None = None
+    js: JetStreamContext | None = None
+    publisher: Publisher | None = None
+    runs: RunStore | None = None
+    metrics: dict[str, int] = field(default_factory=dict)
+
+    def require_publisher(self) -> Publisher:
+        if self.publisher is None or self.nc is None or not self.nc.is_connected:
+            raise BrokerUnavailable("NATS is not connected")
+        return self.publisher
+
+    def require_js(self) -> JetStreamContext:
+        if self.js is None or self.nc is None or not self.nc.is_connected:
+            raise BrokerUnavailable("NATS is not connected")
+        return self.js
+
+
+def state_of(request: Request) -> ApiState:
+    return request.app.state.lumia
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+# The one table from our errors to HTTP answers.
+ERROR_STATUS: dict[type[Exception], int] = {
+    InvalidInput: 422,
+    InvalidId: 422,
+    ScriptRejected: 422,
+    NoUpload: 400,
+    NotFound: 404,
+    BrokerUnavailable: 503,
+}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    for error, status in ERROR_STATUS.items():
+        headers = {"Retry-After": "5"} if status == 503 else None
+
+        async def handler(_request: Request, exc: Exception, status: int = status,
+                          headers: dict[str, str] | None = headers) -> JSONResponse:
+            detail = str(exc) if status != 503 else f"event stream unavailable, try again: {exc}"
+            return _error(status, detail, headers)
+
+        app.add_exception_handler(error, handler)
+
+
+class BodyLimit:
+    """Rejects bodies over ``limit`` bytes with 413 while they stream in (no temp file is written)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _error(413, f"request body larger than {self.limit} bytes")(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            with contextlib.suppress(RuntimeError):  # the response may have started already
+                await _error(413, f"request body larger than {self.limit} bytes")(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BearerAuth:
+    """Every path but health checks needs ``Authorization: Bearer <LUMIA_API_TOKEN>`` when one is set."""
+
+    OPEN = ("/healthz", "/readyz")
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token is None or scope["type"] != "http" or scope["path"] in self.OPEN:
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+        if not hmac.compare_digest(given, self.token):
+            response = _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, *, connect_nats: bool = True) -> FastAPI:
+    data = DataDir(settings.data_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state: ApiState = app.state.lumia
+        data.ensure()
+        if connect_nats:
+            try:
+                state.nc = await connect(settings.nats_urls, name=f"lumia-api-{settings.node}", initial_attempts=5)
+            except BrokerUnavailable as exc:
+                log.error("%s; the API answers 503 until it can reach NATS", exc)
+            else:
+                state.js = state.nc.jetstream(timeout=5)
+                await ensure_stream(state.js, _stream_settings(settings))
+                state.publisher = Publisher(state.js, settings.stream)
+                state.runs = await RunStore.open(state.js, settings.stream_replicas)
+        yield
+        if state.nc is not None:
+            with contextlib.suppress(Exception):
+                await state.nc.drain()
+
+    from api import legacy, v1  # the routers import app helpers; wired here, not at import time
+
+    app = FastAPI(
+        title="Lumia Cluster Manager",
+        version="1.0",
+        description="Runs Lumia user scripts in sandboxes. Legacy endpoints keep the old cluster manager's "
+                    "paths and fields for the Java backend; /v1 is the versioned API.",
+        lifespan=lifespan,
+    )
+    app.state.lumia = ApiState(settings=settings, data=data, uploads=UploadStore(data.uploads))
+    _install_error_handlers(app)
+    app.include_router(legacy.router)
+    app.include_router(v1.router)
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(BearerAuth, token=settings.api_token)
+    return app
+
+
+def _stream_settings(settings: Settings) -> StreamSettings:
+    return StreamSettings(name=settings.stream, replicas=settings.stream_replicas,
+                          max_age_s=settings.stream_max_age_s, max_bytes=settings.stream_max_bytes)
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to listen beyond loopback without a token."""
+    loopback = settings.api_host in ("127.0.0.1", "localhost", "::1") or settings.api_host.startswith("127.")
+    if not loopback and not settings.api_token:
+        raise InvalidInput(f"refusing to listen on {settings.api_host} without LUMIA_API_TOKEN")

@@ -1,0 +1,1 @@
+"""Durable JetStream consumers: one shared consume loop (``loop``) and the handlers it drives."""

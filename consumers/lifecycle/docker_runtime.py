@@ -1,0 +1,375 @@
+"""Docker runtime: two containers per run that share only a network namespace.
+
+    game container  lumia-<run>-game   trusted harness (uid 1000), network "none", writes /out/log.json
+    user container  lumia-<run>-user   the user's script (uid 65534), joins the game container's
+                                       network namespace (so localhost:5001 works and nothing else
+                                       does), read-only root, /app read-only, /tmp a small tmpfs
+    volume          lumia-<run>-app    the user's working directory; filled through the game
+                                       container (archive put), mounted read-only for the user
+    volume          lumia-<run>-train  training only: size-capped tmpfs holding model.pt; the game
+                                       container keeps it mounted so the model can be read back
+
+The user cannot see the game's processes, files or log (separate PID and mount namespaces), nor
+anything of another run. Outputs come out through the Docker API (archive get), never a host path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import tarfile
+import time
+
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+from consumers.lifecycle.sandbox import (
+    READY_LINE,
+    OutputCapture,
+    SandboxJob,
+    SandboxResult,
+    parse_result_line,
+)
+
+log = logging.getLogger("lumia.docker")
+
+GAME_UID = "1000:1000"
+USER_UID = "65534:65534"
+TRAIN_MODEL_PATH = "/train/model.pt"
+STOP_GRACE_S = 2.0
+
+
+class DockerUnavailable(RuntimeError):
+    """The engine cannot be reached or the runner image is missing."""
+
+
+def _tar(files: dict[str, bytes], uid: int = 0, dir_mode: int = 0o755, file_mode: int = 0o644) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        made: set[str] = set()
+        for name, data in sorted(files.items()):
+            parts = name.split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                folder = "/".join(parts[:depth])
+                if folder not in made:
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, dir_mode, uid, uid
+                    archive.addfile(info)
+                    made.add(folder)
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), file_mode, uid, uid, int(time.time())
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _read_file(archive: tarfile.TarFile, limit: int) -> bytes | None:
+    for member in archive.getmembers():
+        if member.isfile():
+            if member.size > limit:
+                return None
+            handle = archive.extractfile(member)
+            return handle.read() if handle else None
+    return None
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, image: str, node: str, docker: aiodocker.Docker | None = None) -> None:
+        self.image = image
+        self.node = node
+        self._docker = docker or aiodocker.Docker()
+        self._stopped: set[str] = set()
+
+    @classmethod
+    async def connect(cls, image: str, node: str) -> DockerRuntime:
+        docker = aiodocker.Docker()
+        try:
+            await docker.version()
+            await docker.images.inspect(image)
+        except DockerError as exc:
+            await docker.close()
+            if exc.status == 404:
+                raise DockerUnavailable(f"runner image {image} is missing: run `lumia image build`") from None
+            raise DockerUnavailable(f"Docker engine error: {exc.message}") from None
+        except Exception as exc:
+            await docker.close()
+            raise DockerUnavailable(f"Docker engine not reachable: {exc}") from None
+        return cls(image, node, docker)
+
+    async def close(self) -> None:
+        await self._docker.close()
+
+    # -- the port -------------------------------------------------------------------------------
+
+    async def run(self, job: SandboxJob) -> SandboxResult:
+        started = time.monotonic()
+        result = SandboxResult()
+        names = _Names(job.run_id)
+        labels = self._labels(job)
+        try:
+            await self._remove_run(job.run_id)  # a redelivered request starts from a clean slate
+            await self._create_volumes(job, names, labels)
+            game = await self._create_game(job, names, labels)
+            await game.put_archive("/sandbox/app", _tar({job.script_name: job.script, **job.files}))
+            if job.manifest is not None:
+                await game.put_archive("/out", _tar({"manifest.json": job.manifest}, uid=1000))
+            await game.start()
+            game_output = _LinePump(game)
+            if not job.training and not await game_output.wait_ready(job.limits.connect_timeout_s + 10):
+                result.infrastructure_error = "game server did not become ready: " + game_output.tail()
+                return result
+            user = await self._create_user(job, names, labels)
+            await user.start()
+            user_output = _OutputPump(user, job.limits.output_kb * 1024)
+            await self._supervise(job, game, user, result)
+            await user_output.finish()
+            result.output_tail = user_output.capture.text()
+            result.output_truncated = user_output.capture.truncated
+            state = (await user.show())["State"]
+            result.oom_killed = bool(state.get("OOMKilled"))
+            result.exit_code = state.get("ExitCode") if not state.get("Running") else None
+            if job.training:
+                result.model = await self._read(game, TRAIN_MODEL_PATH, 512 * 1024 * 1024)
+                await game.kill()
+            else:
+                await game_output.finish()
+                result.game = game_output.result
+                result.log = await self._read(game, "/out/log.json", 64 * 1024 * 1024)
+        except DockerError as exc:
+            result.infrastructure_error = f"Docker: {exc.message}"
+        finally:
+            result.stopped = job.run_id in self._stopped
+            self._stopped.discard(job.run_id)
+            result.duration_s = round(time.monotonic() - started, 3)
+            await self._remove_run(job.run_id)
+        return result
+
+    async def stop(self, run_id: str) -> bool:
+        containers = await self._containers({"label": [f"lumia.run_id={run_id}"]})
+        if containers:
+            self._stopped.add(run_id)
+        for container in containers:
+            with contextlib.suppress(DockerError):
+                await container.kill()
+        return bool(containers)
+
+    async def reconcile(self, live_run_ids: set[str]) -> list[str]:
+        """Remove every sandbox of this node that belongs to no live run; return their run ids."""
+        orphans: set[str] = set()
+        for container in await self._containers({"label": [f"lumia.node={self.node}"]}):
+            run_id = container["Labels"].get("lumia.run_id", "")
+            if run_id not in live_run_ids:
+                orphans.add(run_id)
+        for run_id in orphans:
+            await self._remove_run(run_id)
+        return sorted(orphans)
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _labels(self, job: SandboxJob) -> dict[str, str]:
+        return {
+            "lumia.run_id": job.run_id,
+            "lumia.user_id": job.user_id,
+            "lumia.game": job.game,
+            "lumia.node": self.node,
+        }
+
+    async def _create_volumes(self, job: SandboxJob, names: _Names, labels: dict[str, str]) -> None:
+        await self._docker.volumes.create({"Name": names.app, "Labels": labels})
+        if job.training:
+            await self._docker.volumes.create({
+                "Name": names.train,
+                "Labels": labels,
+                "Driver": "local",
+                "DriverOpts": {"type": "tmpfs", "device": "tmpfs",
+                               "o": f"size={job.limits.tmpfs_mb}m,uid=65534,gid=65534,mode=0700"},
+            })
+
+    def _common_host_config(self) -> dict[str, object]:
+        return {
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges"],
+            "Privileged": False,
+            "PublishAllPorts": False,
+            "IpcMode": "private",
+            "ShmSize": 16 * 1024 * 1024,
+        }
+
+    async def _create_game(self, job: SandboxJob, names: _Names, labels: dict[str, str]):
+        mounts = [{"Type": "volume", "Source": names.app, "Target": "/sandbox/app"}]
+        if job.training:
+            mounts.append({"Type": "volume", "Source": names.train, "Target": "/train"})
+            command = ["sleep", "infinity"]  # keeps the network namespace and the model volume alive
+        else:
+            manifest = "/out/manifest.json" if job.manifest is not None else None
+            command = job.game_command("python3", "/out/log.json", manifest)
+        config = {
+            "Image": self.image,
+            "Cmd": command,
+            "User": GAME_UID,
+            "WorkingDir": "/opt/lumia",
+            "Labels": {**labels, "lumia.role": "game"},
+            "Env": ["PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"],
+            "HostConfig": {
+                **self._common_host_config(),
+                "NetworkMode": "none",
+                "Mounts": mounts,
+                "Memory": 256 * 1024 * 1024,
+                "MemorySwap": 256 * 1024 * 1024,
+                "NanoCpus": 1_000_000_000,
+                "PidsLimit": 32,
+                "LogConfig": {"Type": "json-file", "Config": {"max-size": "4m", "max-file": "1"}},
+            },
+        }
+        return await self._docker.containers.create(config, name=names.game)
+
+    async def _create_user(self, job: SandboxJob, names: _Names, labels: dict[str, str]):
+        limits = job.limits
+        mounts = [{"Type": "volume", "Source": names.app, "Target": "/app", "ReadOnly": True}]
+        if job.training:
+            mounts.append({"Type": "volume", "Source": names.train, "Target": "/train"})
+        memory = limits.memory_mb * 1024 * 1024
+        config = {
+            "Image": self.image,
+            "Cmd": job.user_command(TRAIN_MODEL_PATH),
+            "User": USER_UID,
+            "WorkingDir": "/app",
+            "Labels": {**labels, "lumia.role": "user"},
+            "Env": [f"{key}={value}" for key, value in job.user_env().items()],
+            "HostConfig": {
+                **self._common_host_config(),
+                "NetworkMode": f"container:{names.game}",
+                "ReadonlyRootfs": True,
+                "Mounts": mounts,
+                "Tmpfs": {"/tmp": f"rw,nosuid,nodev,size={limits.tmpfs_mb}m,mode=1777",
+                          "/run/lock": "rw,nosuid,nodev,size=1m"},
+                "Memory": memory,
+                "MemorySwap": memory,  # equal to Memory: no swap
+                "NanoCpus": int(limits.cpus * 1_000_000_000),
+                "PidsLimit": limits.pids,
+                "Ulimits": [
+                    {"Name": "nofile", "Soft": limits.open_files, "Hard": limits.open_files},
+                    {"Name": "fsize", "Soft": limits.tmpfs_mb * 1024 * 1024, "Hard": limits.tmpfs_mb * 1024 * 1024},
+                ],
+                "LogConfig": {"Type": "json-file",
+                              "Config": {"max-size": f"{max(64, limits.output_kb)}k", "max-file": "1"}},
+            },
+        }
+        return await self._docker.containers.create(config, name=names.user)
+
+    async def _supervise(self, job: SandboxJob, game, user, result: SandboxResult) -> None:
+        """Wait for the end of the run within its wall-clock limit, then make sure nothing runs."""
+        watched = user if job.training else game
+        try:
+            async with asyncio.timeout(job.limits.wall_s):
+                await watched.wait()
+        except TimeoutError:
+            result.timed_out = True
+            with contextlib.suppress(DockerError):
+                await watched.kill()
+            with contextlib.suppress(DockerError):
+                await watched.wait()
+        if not job.training:
+            # The game is over: give the script a moment to exit on its own, then end it.
+            try:
+                async with asyncio.timeout(STOP_GRACE_S):
+                    await user.wait()
+            except TimeoutError:
+                with contextlib.suppress(DockerError):
+                    await user.kill()
+                with contextlib.suppress(DockerError):
+                    await user.wait()
+
+    async def _read(self, container, path: str, limit: int) -> bytes | None:
+        try:
+            archive = await container.get_archive(path)
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        with archive:
+            return _read_file(archive, limit)
+
+    async def _containers(self, filters: dict[str, list[str]]) -> list:
+        return await self._docker.containers.list(all=True, filters=json.dumps(filters))
+
+    async def _remove_run(self, run_id: str) -> None:
+        for container in await self._containers({"label": [f"lumia.run_id={run_id}"]}):
+            with contextlib.suppress(DockerError):
+                await container.delete(force=True, v=True)
+        names = _Names(run_id)
+        for volume in (names.app, names.train):
+            with contextlib.suppress(DockerError):
+                await (await self._docker.volumes.get(volume)).delete()
+
+
+class _Names:
+    def __init__(self, run_id: str) -> None:
+        self.game = f"lumia-{run_id}-game"
+        self.user = f"lumia-{run_id}-user"
+        self.app = f"lumia-{run_id}-app"
+        self.train = f"lumia-{run_id}-train"
+
+
+class _LinePump:
+    """Reads the game container's stdout: the ready line, the result line, a tail for errors."""
+
+    def __init__(self, container) -> None:
+        self.ready = asyncio.Event()
+        self.result: dict[str, object] | None = None
+        self._lines: list[str] = []
+        self._task = asyncio.create_task(self._pump(container))
+
+    async def _pump(self, container) -> None:
+        pending = ""
+        with contextlib.suppress(DockerError):
+            async for chunk in container.log(stdout=True, stderr=True, follow=True):
+                pending += chunk
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    self._take(line.strip())
+        if pending:
+            self._take(pending.strip())
+
+    def _take(self, line: str) -> None:
+        if line == READY_LINE:
+            self.ready.set()
+        elif (parsed := parse_result_line(line)) is not None:
+            self.result = parsed
+        self._lines = [*self._lines[-20:], line]
+
+    async def wait_ready(self, timeout: float) -> bool:
+        ready = asyncio.create_task(self.ready.wait())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        return self.ready.is_set()
+
+    async def finish(self, timeout: float = 5.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        self._task.cancel()
+
+    def tail(self) -> str:
+        return " | ".join(line for line in self._lines if line)[-500:]
+
+
+class _OutputPump:
+    """Counts and caps the user's stdout and stderr (Docker frames, not lines)."""
+
+    def __init__(self, container, cap: int) -> None:
+        self.capture = OutputCapture(cap)
+        self._task = asyncio.create_task(self._pump(container))
+
+    async def _pump(self, container) -> None:
+        with contextlib.suppress(DockerError):
+            async for chunk in container.log(stdout=True, stderr=True, follow=True):
+                self.capture.feed(chunk.encode("utf-8", "replace"))
+
+    async def finish(self, timeout: float = 3.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        self._task.cancel()

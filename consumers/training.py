@@ -1,0 +1,66 @@
+"""Training finished: tell the backend once per training run, then publish ``training.finished``.
+
+``PUT /api/training/change-status`` with form fields ``dockerId``, ``userId``, ``gameName`` (upper
+case) and ``status=True``, as the legacy notifier did. Backends that prefer events subscribe to
+``lumia.training.finished.>`` instead (see docs/events.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import httpx
+
+from consumers.loop import ConsumerSpec, Reject, Retry
+from events import BackendNotified, ModelSaved, TrainingFinished
+from events.bus import Publisher
+from events.subjects import MODEL_SAVED
+
+
+@dataclass(frozen=True)
+class TrainingDeps:
+    http: httpx.AsyncClient
+    publisher: Publisher
+    backend_url: str
+
+
+async def notify_training_finished(event: ModelSaved, deps: TrainingDeps) -> None:
+    if not event.training:
+        return
+    # One notification per training run; a model dropped without a run counts once per content.
+    cause = event.run_id or event.event_id
+    try:
+        response = await deps.http.put(
+            f"{deps.backend_url}/api/training/change-status",
+            data={"dockerId": str(event.docker_id), "userId": event.user_id,
+                  "gameName": event.game.upper(), "status": "True"},
+            headers={"Idempotency-Key": f"training.{cause}"},
+        )
+    except httpx.HTTPError as exc:
+        raise Retry(f"backend unreachable: {exc!r}") from None
+    if response.status_code == 429 or response.status_code >= 500:
+        raise Retry(f"backend answered {response.status_code}")
+    if response.status_code >= 400:
+        raise Reject(f"backend refused the training status ({response.status_code}): {response.text[:500]}")
+    await deps.publisher.publish(BackendNotified(run_id=event.run_id, docker_id=event.docker_id, game=event.game,
+                                                 user_id=event.user_id, status=response.status_code,
+                                                 cause_id=cause))
+    await deps.publisher.publish(TrainingFinished(run_id=event.run_id, docker_id=event.docker_id, game=event.game,
+                                                  user_id=event.user_id, model_name=PurePosixPath(event.path).name,
+                                                  size=event.size, sha256=event.sha256, cause_id=cause))
+
+
+def consumer_specs(deps: TrainingDeps) -> list[ConsumerSpec]:
+    async def _notify(event: ModelSaved) -> None:  # type: ignore[override]
+        await notify_training_finished(event, deps)
+
+    return [ConsumerSpec(
+        durable="training",
+        filter_subjects=(MODEL_SAVED,),
+        handlers={ModelSaved: _notify},  # type: ignore[dict-item]
+        max_concurrency=8,
+        max_deliver=20,
+        backoff_s=(0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
+        description="notifies the backend when a training run saved its model",
+    )]

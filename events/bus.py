@@ -1,0 +1,200 @@
+"""JetStream plumbing shared by every process: connection, the audit stream, publishing, reading back.
+
+The stream is the audit log: limits retention (consumers never delete history), file storage, and
+deletes and purges denied. Every publish carries the event's deterministic ``Nats-Msg-Id``, so a
+publish retried after a timeout is stored once (the server drops the copy inside the duplicate window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError, OutboundBufferLimitError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+
+from events.codec import MalformedEvent, UnknownEvent, decode, encode
+from events.model import Event
+from events.subjects import ALL, message_id, subject_for
+
+log = logging.getLogger("lumia.events")
+
+DUPLICATE_WINDOW_S = 300.0
+
+
+class BrokerUnavailable(RuntimeError):
+    """JetStream did not acknowledge in time; nothing can be promised to the caller."""
+
+
+async def connect(urls: tuple[str, ...] | list[str], name: str, on_closed: Callable[[], Awaitable[None]] | None = None,
+                  connect_timeout: float = 2.0, initial_attempts: int = 1) -> NATS:
+    """A connection that reconnects forever and notices a dead link within ~30 s."""
+
+    async def _closed() -> None:
+        if on_closed is not None:
+            await on_closed()
+
+    async def _error(exc: Exception) -> None:
+        log.debug("nats: %s", exc)
+
+    last: Exception | None = None
+    for attempt in range(max(1, initial_attempts)):
+        try:
+            return await nats.connect(
+                servers=list(urls),
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                ping_interval=10,
+                max_outstanding_pings=3,
+                connect_timeout=connect_timeout,
+                allow_reconnect=True,
+                closed_cb=_closed,
+                error_cb=_error,
+            )
+        except Exception as exc:  # nats raises several unrelated types for "not reachable"
+            last = exc
+            if attempt + 1 < initial_attempts:
+                await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
+    raise BrokerUnavailable(f"cannot reach NATS at {','.join(urls)}: {last}") from last
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    name: str = "LUMIA"
+    replicas: int = 1
+    max_age_s: float = 0.0
+    max_bytes: int = 10 * 1024**3
+
+
+def stream_config(settings: StreamSettings) -> StreamConfig:
+    return StreamConfig(
+        name=settings.name,
+        description="Lumia audit log: every run, log and model event",
+        subjects=[ALL],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_age=settings.max_age_s,
+        max_bytes=settings.max_bytes,
+        max_msg_size=1024 * 1024,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=settings.replicas,
+        deny_delete=True,
+        deny_purge=True,
+        allow_direct=True,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, settings: StreamSettings) -> None:
+    """Create the stream, or bring an existing one to the configured limits (idempotent)."""
+    wanted = stream_config(settings)
+    try:
+        await js.stream_info(settings.name)
+    except NotFoundError:
+        await js.add_stream(wanted)
+        return
+    await js.update_stream(wanted)
+
+
+class Publisher:
+    """Publishes events and returns only once JetStream has stored them."""
+
+    def __init__(self, js: JetStreamContext, stream: str, timeout: float = 5.0, attempts: int = 3) -> None:
+        self._js = js
+        self._stream = stream
+        self._timeout = timeout
+        self._attempts = attempts
+
+    async def publish(self, event: Event) -> int:
+        """Store ``event``; return its stream sequence. Raises ``BrokerUnavailable`` if it could not."""
+        subject = subject_for(event)
+        payload = encode(event)
+        last: Exception | None = None
+        for attempt in range(self._attempts):
+            try:
+                # A fresh dict each time: nats-py mutates the headers it is given.
+                headers = {"Nats-Msg-Id": message_id(event)}
+                ack = await self._js.publish(subject, payload, timeout=self._timeout, headers=headers)
+                return ack.seq
+            except (TimeoutError, NatsTimeout, NoRespondersError, ServiceUnavailableError, OutboundBufferLimitError) as exc:
+                # Retrying with the same Msg-Id is safe: a copy already stored is dropped as duplicate.
+                last = exc
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise BrokerUnavailable(f"JetStream did not acknowledge {subject}: {last!r}") from last
+
+    async def publish_many(self, events: list[Event]) -> None:
+        for event in events:
+            await self.publish(event)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    subject: str
+    stored_at: datetime
+    event: Event | None
+    problem: str | None = None
+
+
+async def read_history(js: JetStreamContext, stream: str, subject: str = ALL, *, since: datetime | None = None,
+                       start_seq: int | None = None, limit: int | None = None,
+                       idle_timeout: float = 0.5) -> AsyncIterator[StoredEvent]:
+    """Read stored events in order, without a durable consumer (history for people and rebuilds)."""
+    if since is not None:
+        policy = {"deliver_policy": DeliverPolicy.BY_START_TIME, "opt_start_time": since}
+    elif start_seq is not None:
+        policy = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": start_seq}
+    else:
+        policy = {"deliver_policy": DeliverPolicy.ALL}
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return
+    last_seq = info.state.last_seq
+    config = ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30.0, filter_subject=subject,
+                            max_ack_pending=-1, **policy)
+    try:
+        sub = await js.pull_subscribe(subject, stream=stream, config=config)
+    except BadRequestError as exc:
+        raise ValueError(f"cannot read {subject}: {exc.description}") from None
+    count = 0
+    try:
+        while limit is None or count < limit:
+            batch = 256 if limit is None else min(256, limit - count)
+            try:
+                msgs = await sub.fetch(batch, timeout=idle_timeout)
+            except NatsTimeout:
+                break
+            for msg in msgs:
+                meta = msg.metadata
+                try:
+                    event: Event | None = decode(msg.data)
+                    problem = None
+                except (UnknownEvent, MalformedEvent) as exc:
+                    event, problem = None, str(exc)
+                yield StoredEvent(meta.sequence.stream, msg.subject, meta.timestamp, event, problem)
+                count += 1
+                if meta.sequence.stream >= last_seq or (limit is not None and count >= limit):
+                    return
+    finally:
+        try:
+            await sub.unsubscribe()
+        except Exception:  # the server drops the ephemeral consumer on its own after inactive_threshold
+            pass

@@ -1,0 +1,1 @@
+"""Lumia Cluster Manager: configuration, service bootstrap and the ``lumia`` command."""

@@ -1,0 +1,152 @@
+"""Bootstrap: builds the real clients once and hands them to the handlers; runs the chosen roles.
+
+    api        the REST API (uvicorn) and the run-state projection it reads
+    runner     the lifecycle consumers (sandboxes) and the drop-folder watchers of this node
+    forwarder  game logs and training notifications to the Java backend
+
+``lumia up`` runs all three in one process, next to an embedded nats-server when ``LUMIA_NATS_URL``
+is not set. Tests call the same ``run_services`` with a test configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from consumers import forwarder, lifecycle, projection, training
+from consumers.lifecycle.sandbox import Runtime
+from consumers.loop import ConsumerSpec, run_consumer
+from events import RunFailed
+from events.bus import Publisher, StreamSettings, connect, ensure_stream
+from lumia.config import Settings
+from vault import DataDir
+
+log = logging.getLogger("lumia")
+
+ROLES = ("api", "runner", "forwarder")
+
+
+@dataclass
+class RuntimeChoice:
+    runtime: Runtime
+    note: str
+
+
+async def choose_runtime(settings: Settings) -> RuntimeChoice:
+    """Docker when reachable (or required); the process runtime only when allowed."""
+    from consumers.lifecycle.docker_runtime import DockerRuntime, DockerUnavailable
+    from consumers.lifecycle.process_runtime import WARNING, ProcessRuntime
+
+    if settings.runtime == "process":
+        return RuntimeChoice(ProcessRuntime(), WARNING)
+    try:
+        runtime = await DockerRuntime.connect(settings.runner_image, settings.node)
+    except DockerUnavailable as exc:
+        if settings.runtime == "docker":
+            raise
+        return RuntimeChoice(ProcessRuntime(), f"{exc}; using the {WARNING}")
+    return RuntimeChoice(runtime, f"docker runtime, image {settings.runner_image}")
+
+
+def stream_settings(settings: Settings) -> StreamSettings:
+    return StreamSettings(name=settings.stream, replicas=settings.stream_replicas,
+                          max_age_s=settings.stream_max_age_s, max_bytes=settings.stream_max_bytes)
+
+
+async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio.Event,
+                       on_ready: Callable[[str], Awaitable[None] | None] | None = None,
+                       runtime: Runtime | None = None) -> None:
+    """Run ``roles`` until ``stop`` is set, then drain and close everything in reverse order."""
+    data = DataDir(settings.data_dir)
+    data.ensure()
+    async with contextlib.AsyncExitStack() as stack:
+        nc = await connect(settings.nats_urls, name=f"lumia-{'-'.join(roles)}-{settings.node}", initial_attempts=20)
+        stack.push_async_callback(_drain, nc)
+        js = nc.jetstream(timeout=10)
+        await ensure_stream(js, stream_settings(settings))
+        publisher = Publisher(js, settings.stream)
+        specs: list[ConsumerSpec] = []
+        tasks: list[Callable[[], Awaitable[None]]] = []
+        notes: list[str] = []
+
+        if "runner" in roles:
+            if runtime is None:
+                choice = await choose_runtime(settings)
+                runtime = choice.runtime
+                notes.append(choice.note)
+                stack.push_async_callback(runtime.close)
+            deps = lifecycle.LifecycleDeps(runtime=runtime, publisher=publisher, js=js, data=data, settings=settings)
+            await _reconcile(deps)
+            specs += lifecycle.consumer_specs(deps)
+            try:
+                from producers.watcher import run_watchers
+            except ImportError:  # TEMP until the watcher lands
+                run_watchers = None
+            if run_watchers is not None:
+                tasks.append(lambda: run_watchers(settings, publisher, stop))
+        if "forwarder" in roles:
+            http = httpx.AsyncClient(timeout=settings.backend_timeout_s)
+            stack.push_async_callback(http.aclose)
+            specs += forwarder.consumer_specs(forwarder.ForwarderDeps(http, publisher, data, settings.backend_url))
+            specs += training.consumer_specs(training.TrainingDeps(http, publisher, settings.backend_url))
+        if "api" in roles:
+            store = await projection.RunStore.open(js, settings.stream_replicas)
+            specs += projection.consumer_specs(store)
+            tasks.append(lambda: _serve_api(settings, stop))
+
+        for spec in specs:
+            tasks.append(lambda spec=spec: run_consumer(js, settings.stream, spec, publisher, stop))
+        running = [asyncio.create_task(task()) for task in tasks]
+        if on_ready is not None:
+            maybe = on_ready("; ".join(notes))
+            if asyncio.iscoroutine(maybe):
+                await maybe
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*running, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                log.error("a service stopped: %r", task.exception())
+        results = await asyncio.gather(*running, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+        if failures:
+            raise failures[0]
+
+
+async def _drain(nc) -> None:  # noqa: ANN001
+    with contextlib.suppress(Exception):
+        await nc.drain()
+
+
+async def _reconcile(deps: lifecycle.LifecycleDeps) -> None:
+    """After a crash nothing is left behind: remove this node's orphaned sandboxes and record it.
+
+    A run whose sandbox is removed here is ended with ``RunFailed``; its request, redelivered after
+    ``ack_wait``, then sees the run has ended and does not start it twice."""
+    removed = await deps.runtime.reconcile(set())
+    for run_id in removed:
+        if run_id:
+            await deps.publisher.publish(RunFailed(run_id=run_id, kind="infrastructure",
+                                                   reason=f"runner on {deps.settings.node} restarted; sandbox removed"))
+    if removed:
+        log.warning("removed %d orphaned sandbox(es): %s", len(removed), ", ".join(removed))
+
+
+async def _serve_api(settings: Settings, stop: asyncio.Event) -> None:
+    import uvicorn
+
+    from api.app import check_bind, create_app
+
+    check_bind(settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port,
+                                           log_level="warning", lifespan="on"))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # lumia owns the signals
+    serve = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serve
