@@ -97,11 +97,14 @@ async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio
         if "api" in roles:
             store = await projection.RunStore.open(js, settings.stream_replicas)
             specs += projection.consumer_specs(store)
-            tasks.append(lambda: _serve_api(settings, stop))
+            api_listening = asyncio.Event()
+            tasks.append(lambda: _serve_api(settings, stop, api_listening))
 
         for spec in specs:
             tasks.append(lambda spec=spec: run_consumer(js, settings.stream, spec, publisher, stop))
         running = [asyncio.create_task(task()) for task in tasks]
+        if "api" in roles:
+            await _first(api_listening.wait(), running)
         if on_ready is not None:
             maybe = on_ready("; ".join(notes))
             if asyncio.iscoroutine(maybe):
@@ -137,7 +140,18 @@ async def _reconcile(deps: lifecycle.LifecycleDeps) -> None:
         log.warning("removed %d orphaned sandbox(es): %s", len(removed), ", ".join(removed))
 
 
-async def _serve_api(settings: Settings, stop: asyncio.Event) -> None:
+async def _first(waited: Awaitable[object], running: list[asyncio.Task[None]]) -> None:
+    """Wait for ``waited`` unless a service dies first (then raise its error)."""
+    waiter = asyncio.ensure_future(waited)
+    done, _ = await asyncio.wait([waiter, *running], return_when=asyncio.FIRST_COMPLETED)
+    if waiter not in done:
+        waiter.cancel()
+        for task in done:
+            task.result()
+        raise RuntimeError("a service stopped during start-up")
+
+
+async def _serve_api(settings: Settings, stop: asyncio.Event, listening: asyncio.Event) -> None:
     import uvicorn
 
     from api.app import check_bind, create_app
@@ -147,6 +161,12 @@ async def _serve_api(settings: Settings, stop: asyncio.Event) -> None:
                                            log_level="warning", lifespan="on"))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # lumia owns the signals
     serve = asyncio.create_task(server.serve())
+    while not server.started:
+        if serve.done():
+            serve.result()
+            raise RuntimeError(f"the API could not listen on {settings.api_host}:{settings.api_port}")
+        await asyncio.sleep(0.02)
+    listening.set()
     await stop.wait()
     server.should_exit = True
     await serve
