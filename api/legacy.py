@@ -15,30 +15,30 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 import vault
 from api.app import NotFound, state_of
-from producers.submit import submit_run
 from api.uploads import validate_script
 from events import LogWritten, ModelSaved, StopRequested
+from producers.submit import submit_run
 
 router = APIRouter(tags=["legacy"])
 
 
 class RunDockerBody(msgspec.Struct):
     game: str
-    dockerId: int  # noqa: N815 - wire names of the Java backend
-    userId: str  # noqa: N815
-    isTraining: bool = False  # noqa: N815
-    uploadId: str | None = None  # noqa: N815
+    dockerId: int
+    userId: str
+    isTraining: bool = False
+    uploadId: str | None = None
 
 
 class DeleteBody(msgspec.Struct):
     game: str | None = None
-    dockerId: int | None = None  # noqa: N815
+    dockerId: int | None = None
 
 
 class RestartBody(msgspec.Struct):
-    dockerId: int  # noqa: N815
+    dockerId: int
     game: str
-    userId: str  # noqa: N815
+    userId: str
 
 
 async def _json_body(request: Request, kind: type[msgspec.Struct], required: bool = True) -> Any:
@@ -55,7 +55,7 @@ async def _json_body(request: Request, kind: type[msgspec.Struct], required: boo
 
 @router.post("/upload", summary="Upload a script (multipart field `file`, optional `userId` to tie it to a user)")
 async def upload(request: Request, file: Annotated[UploadFile, File()],
-                 userId: Annotated[str | None, Form()] = None) -> dict[str, object]:  # noqa: N803
+                 userId: Annotated[str | None, Form()] = None) -> dict[str, object]:
     state = state_of(request)
     user = vault.user_id(userId) if userId else None
     data = await file.read(state.settings.max_script_bytes + 1)
@@ -86,7 +86,8 @@ async def _delete_docker(request: Request, docker_id: int | None) -> None:
     publisher = state.require_publisher()
     if state.runs is not None:
         for run in await state.runs.all():
-            if run.docker_id == docker and (game is None or run.game == game) and run.status in ("requested", "running"):
+            alive = run.status in ("requested", "running")
+            if alive and run.docker_id == docker and (game is None or run.game == game):
                 await publisher.publish(StopRequested(run_id=run.run_id, reason="deleted by the backend"))
     for game_name in [game] if game else list(vault.GAMES):
         for folder in (state.data.drop_dir(docker, game_name), state.data.vault_dir(docker, game_name)):
@@ -94,7 +95,7 @@ async def _delete_docker(request: Request, docker_id: int | None) -> None:
 
 
 @router.delete("/api/rundocker/{dockerId}", summary="Stop the runs of a dockerId and remove its folders")
-async def delete_rundocker(request: Request, dockerId: int) -> None:  # noqa: N803
+async def delete_rundocker(request: Request, dockerId: int) -> None:
     await _delete_docker(request, dockerId)
 
 
@@ -120,7 +121,7 @@ async def restartdocker(request: Request) -> None:
 
 
 @router.post("/api/game_data", summary="Hand a game log over for delivery to the backend")
-async def game_data(request: Request, file: Annotated[UploadFile, File()], userId: Annotated[str, Form()],  # noqa: N803
+async def game_data(request: Request, file: Annotated[UploadFile, File()], userId: Annotated[str, Form()],
                     game: Annotated[str, Form()]) -> dict[str, str]:
     from consumers.forwarder import InvalidLog, prepare_log
 
@@ -140,8 +141,8 @@ async def game_data(request: Request, file: Annotated[UploadFile, File()], userI
 
 
 @router.put("/api/training_finished", summary="Announce a finished training (the notifier tells the backend)")
-async def training_finished(request: Request, dockerId: Annotated[int, Form()], userId: Annotated[str, Form()],  # noqa: N803
-                            gameName: Annotated[str, Form()]) -> None:  # noqa: N803
+async def training_finished(request: Request, dockerId: Annotated[int, Form()], userId: Annotated[str, Form()],
+                            gameName: Annotated[str, Form()]) -> None:
     state = state_of(request)
     user, game, docker = vault.user_id(userId), vault.game(gameName), vault.docker_id(dockerId)
     path = state.data.model_path(docker, game, user)
@@ -153,7 +154,7 @@ async def training_finished(request: Request, dockerId: Annotated[int, Form()], 
 
 @router.get("/api/getfile", summary="Download a trained model", response_class=FileResponse, response_model=None,
             responses={404: {"description": "Model file not found"}})
-async def getfile(request: Request, userId: str, game: str, dockerId: int) -> Response:  # noqa: N803
+async def getfile(request: Request, userId: str, game: str, dockerId: int) -> Response:
     state = state_of(request)
     user, game_name, docker = vault.user_id(userId), vault.game(game), vault.docker_id(dockerId)
     path = state.data.model_path(docker, game_name, user)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from typing import Annotated, Any
@@ -15,25 +14,25 @@ from nats.js.api import DeliverPolicy
 
 import vault
 from api.app import NotFound, state_of
-from producers.submit import submit_run
 from api.uploads import display_name, validate_script
 from consumers.projection import RunState, evolve
 from events import RunRequested, StopRequested
 from events.bus import read_history
 from events.codec import decode, to_builtins
 from events.subjects import ALL, run_subject, token
+from producers.submit import submit_run
 
 router = APIRouter()
 
 
 class RunBody(msgspec.Struct, kw_only=True):
-    userId: str  # noqa: N815
+    userId: str
     game: str
     script: str
-    dockerId: int = 1  # noqa: N815
+    dockerId: int = 1
     training: bool = False
     seed: int | None = None
-    scriptName: str = "script.py"  # noqa: N815
+    scriptName: str = "script.py"
 
 
 RUN_EXAMPLE = {"userId": "65a1f0c2e4b0a1b2c3d4e5f6", "game": "snake", "dockerId": 3,
@@ -222,7 +221,7 @@ async def live(request: Request, subject: str = ALL) -> StreamingResponse:
             while not await request.is_disconnected():
                 try:
                     msg = await sub.next_msg(timeout=5)
-                except (NatsTimeout, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeout):
                     yield ": keep-alive\n\n"
                     continue
                 try:

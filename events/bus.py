@@ -133,7 +133,8 @@ class Publisher:
                 headers = {"Nats-Msg-Id": message_id(event)}
                 ack = await self._js.publish(subject, payload, timeout=self._timeout, headers=headers)
                 return ack.seq
-            except (TimeoutError, NatsTimeout, NoRespondersError, ServiceUnavailableError, OutboundBufferLimitError) as exc:
+            except (TimeoutError, NatsTimeout, NoRespondersError, ServiceUnavailableError,
+                    OutboundBufferLimitError) as exc:
                 # Retrying with the same Msg-Id is safe: a copy already stored is dropped as duplicate.
                 last = exc
                 await asyncio.sleep(0.2 * (attempt + 1))

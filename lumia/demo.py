@@ -96,7 +96,8 @@ async def run_demo(settings: Settings, game: str = "snake", script: Path | None 
         print(f"\nlog: {log_path}")
         for upload in backend.backend.uploads(DEMO_USER):
             document = upload.document or {}
-            print(f"backend received: POST /api/game/upload file={upload.file_name} userId={upload.fields.get('userId')} "
+            print(f"backend received: POST /api/game/upload file={upload.file_name} "
+                  f"userId={upload.fields.get('userId')} "
                   f"game={upload.fields.get('game')} message={document.get('message')} "
                   f"gameStates={len(document.get('gameStates', []))} Idempotency-Key={upload.idempotency_key}")
         return 0 if state.get("status") == "exited" else 1

@@ -73,7 +73,7 @@ async def build_images(settings: Settings, base: str | None = None, ml: bool = F
                 raise ImageBuildError("making the base image failed (see above)")
         await _build(docker, IMAGES / "runner" / "Dockerfile", settings.runner_image, base)
         if ml:
-            await _build(docker, IMAGES / "runner" / "Dockerfile.ml", f"{settings.runner_image.split(':')[0]}-ml:latest",
-                         settings.runner_image)
+            ml_tag = f"{settings.runner_image.split(':')[0]}-ml:latest"
+            await _build(docker, IMAGES / "runner" / "Dockerfile.ml", ml_tag, settings.runner_image)
     finally:
         await docker.close()

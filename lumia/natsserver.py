@@ -52,7 +52,7 @@ class EmbeddedNats:
         if self.conf is not None and self.conf.exists():
             command += ["-c", str(self.conf)]
         command += ["-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir)]
-        log_file = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
+        log_file = open(self.store_dir / "nats-server.log", "ab")
         self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         log_file.close()
         deadline = time.monotonic() + timeout

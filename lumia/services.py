@@ -121,7 +121,7 @@ async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio
             raise failures[0]
 
 
-async def _drain(nc) -> None:  # noqa: ANN001
+async def _drain(nc) -> None:
     with contextlib.suppress(Exception):
         await nc.drain()
 

@@ -40,7 +40,7 @@ async def js(nats_server: EmbeddedNats) -> AsyncIterator:
 
 
 @pytest.fixture
-def publisher(js) -> Publisher:  # noqa: ANN001
+def publisher(js) -> Publisher:
     return Publisher(js, "LUMIA")
 
 

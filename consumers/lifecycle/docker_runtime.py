@@ -344,7 +344,7 @@ class _LinePump:
 
     async def wait_ready(self, timeout: float) -> bool:
         ready = asyncio.create_task(self.ready.wait())
-        done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         return self.ready.is_set()
 

@@ -30,7 +30,7 @@ async def _containers_of(run_id: str) -> list:
         await docker.close()
 
 
-async def _assert_delivered(http: httpx.AsyncClient, api: str, backend, run_id: str) -> None:  # noqa: ANN001
+async def _assert_delivered(http: httpx.AsyncClient, api: str, backend, run_id: str) -> None:
     await eventually(lambda: _async(backend.backend.uploads(USER)), timeout=60)
     events = (await http.get(f"{api}/v1/runs/{run_id}/events")).json()["events"]
     types = [item["event"]["type"] for item in events]
@@ -57,7 +57,7 @@ async def _async(value: object) -> object:
     return value
 
 
-async def test_legacy_backend_flow_runs_the_bot_and_delivers_its_log(settings_for, backend, docker_available):  # noqa: ANN001
+async def test_legacy_backend_flow_runs_the_bot_and_delivers_its_log(settings_for, backend, docker_available):
     settings = settings_for(backend_url=backend.url, api_port=free_port())
     api = f"http://127.0.0.1:{settings.api_port}"
     async with running_services(settings, ("api", "runner", "forwarder")), httpx.AsyncClient(timeout=30) as http:
@@ -83,7 +83,7 @@ async def test_legacy_backend_flow_runs_the_bot_and_delivers_its_log(settings_fo
         assert (settings.data_dir / "logs" / USER / "snake.json").is_file()
 
 
-async def test_v1_runs_flow_runs_the_bot_and_delivers_its_log(settings_for, backend, docker_available):  # noqa: ANN001
+async def test_v1_runs_flow_runs_the_bot_and_delivers_its_log(settings_for, backend, docker_available):
     settings = settings_for(backend_url=backend.url, api_port=free_port())
     api = f"http://127.0.0.1:{settings.api_port}"
     async with running_services(settings, ("api", "runner", "forwarder")), httpx.AsyncClient(timeout=30) as http:
