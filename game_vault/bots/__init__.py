@@ -1,0 +1,1 @@
+"""Reference user scripts, written the way existing Lumia users write them."""
