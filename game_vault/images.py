@@ -84,14 +84,18 @@ def select_images(dataset_dir: Path | str, seed: int, count: int = 20) -> list[S
     return selected
 
 
-def write_manifest(selected: list[SelectedImage], path: Path | str) -> Path:
-    """The manifest the image server reads with ``--images``."""
+def manifest_bytes(selected: list[SelectedImage]) -> bytes:
+    """The manifest the image server reads with ``--images``: neutral paths and their labels."""
     manifest = {
         "images": [{"path": image.path, "label": image.label} for image in selected],
         "classes": list(EXPECTED_NAMES),
     }
+    return (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+
+
+def write_manifest(selected: list[SelectedImage], path: Path | str) -> Path:
     target = Path(path)
-    target.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    target.write_bytes(manifest_bytes(selected))
     return target
 
 

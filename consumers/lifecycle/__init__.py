@@ -101,7 +101,7 @@ def build_job(event: RunRequested, settings: Settings, data: DataDir, *, dataset
     if event.game == "image":
         from game_vault import images  # host-side helpers; imported lazily (Pillow)
 
-        dataset = dataset or dataset_dir(settings, data)
+        dataset = dataset or dataset_dir(settings, data, "train" if training else "eval")
         if training:
             for path in sorted(dataset.rglob("*")):
                 if path.is_file() and path.suffix.lower() in (".png", ".jpg", ".jpeg"):
@@ -109,7 +109,7 @@ def build_job(event: RunRequested, settings: Settings, data: DataDir, *, dataset
         else:
             selected = images.select_images(dataset, seed=event.seed, count=20)
             for image in selected:
-                files[image.neutral_name] = Path(image.source).read_bytes()
+                files[image.path] = image.source.read_bytes()
             manifest = images.manifest_bytes(selected)
             model = model or data.model_path(event.docker_id, "image", event.user_id)
             if model.is_file():
@@ -129,17 +129,23 @@ def build_job(event: RunRequested, settings: Settings, data: DataDir, *, dataset
     )
 
 
-def dataset_dir(settings: Settings, data: DataDir) -> Path:
-    """The configured image data set, or the bundled generated one (made once, from seed 0)."""
-    if settings.image_dataset is not None:
-        if not settings.image_dataset.is_dir():
-            raise ValueError(f"LUMIA_IMAGE_DATASET {settings.image_dataset} is not a folder")
-        return settings.image_dataset
+def dataset_dir(settings: Settings, data: DataDir, purpose: str) -> Path:
+    """The image data set for ``purpose`` (``train`` or ``eval``), kept apart where possible.
+
+    A configured set with ``train/`` and ``eval/`` sub-folders gives each purpose its own split;
+    otherwise the folder serves both. The bundled set is generated once per purpose from its own
+    seed, so evaluation images are never ones the script trained on."""
+    configured = settings.image_dataset
+    if configured is not None:
+        if not configured.is_dir():
+            raise ValueError(f"LUMIA_IMAGE_DATASET {configured} is not a folder")
+        split = configured / purpose
+        return split if split.is_dir() else configured
     from game_vault import images
 
-    target = data.root / "datasets" / "generated-seed0"
+    target = data.root / "datasets" / f"generated-{purpose}"
     if not (target / ".complete").exists():
-        images.generate_dataset(target, seed=0)
+        images.generate_dataset(target, seed=0 if purpose == "train" else 1, per_class=60 if purpose == "train" else 30)
         (target / ".complete").write_text("ok")
     return target
 
