@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
+from nats.errors import ConnectionClosedError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError, ServiceUnavailableError
@@ -72,6 +72,9 @@ class ConsumerSpec:
     backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
     deliver_policy: DeliverPolicy = DeliverPolicy.ALL
     description: str = ""
+    # Another stream and payload format (the advisory stream); events of LUMIA by default.
+    stream: str | None = None
+    decoder: Callable[[bytes], Event] = decode
     on_skip: Callable[[str], None] = field(default=lambda why: log.info("skipped: %s", why))
 
     def consumer_config(self) -> ConsumerConfig:
@@ -99,6 +102,7 @@ async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec)
 async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, publisher: Publisher,
                        stop: asyncio.Event, fetch_timeout: float = 1.0) -> None:
     """Consume until ``stop`` is set; in-flight handlers are finished before returning."""
+    stream = spec.stream or stream
     await ensure_consumer(js, stream, spec)
     sub = await js.pull_subscribe_bind(spec.durable, stream=stream)
     slots = asyncio.Semaphore(spec.max_concurrency)
@@ -112,7 +116,7 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
                 free += 1
             try:
                 msgs = await sub.fetch(free, timeout=fetch_timeout)
-            except NatsTimeout:
+            except TimeoutError:  # nats' own TimeoutError is a subclass; both mean "nothing yet"
                 msgs = []
             except (ServiceUnavailableError, NotFoundError):
                 # The durable vanished (admin delete): recreate it and bind again.
@@ -120,6 +124,10 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
                 await ensure_consumer(js, stream, spec)
                 sub = await js.pull_subscribe_bind(spec.durable, stream=stream)
                 msgs = []
+            except ConnectionClosedError:
+                if stop.is_set():
+                    break
+                raise  # the connection is gone for good: let the process exit and be restarted
             except Exception as exc:  # disconnected: the client reconnects on its own
                 log.warning("%s: fetch failed: %r", spec.durable, exc)
                 await asyncio.sleep(0.5)
@@ -142,7 +150,7 @@ async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher) -> None:
     meta = msg.metadata
     attempt = meta.num_delivered
     try:
-        event = decode(msg.data)
+        event = spec.decoder(msg.data)
     except UnknownEvent as exc:
         spec.on_skip(f"{spec.durable}: {exc} at seq {meta.sequence.stream}; this version skips it")
         await msg.ack()

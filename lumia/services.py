@@ -2,7 +2,7 @@
 
     api        the REST API (uvicorn) and the run-state projection it reads
     runner     the lifecycle consumers (sandboxes) and the drop-folder watchers of this node
-    forwarder  game logs and training notifications to the Java backend
+    forwarder  game logs and training notifications to the Java backend, and dead letters
 
 ``lumia up`` runs all three in one process, next to an embedded nats-server when ``LUMIA_NATS_URL``
 is not set. Tests call the same ``run_services`` with a test configuration.
@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from consumers import forwarder, lifecycle, projection, training
+from consumers import deadletters, forwarder, lifecycle, projection, training
 from consumers.lifecycle.sandbox import Runtime
 from consumers.loop import ConsumerSpec, run_consumer
 from events import RunFailed
 from events.bus import Publisher, StreamSettings, connect, ensure_stream
 from lumia.config import Settings
+from producers.watcher import run_watchers
 from vault import DataDir
 
 log = logging.getLogger("lumia")
@@ -83,17 +84,14 @@ async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio
             deps = lifecycle.LifecycleDeps(runtime=runtime, publisher=publisher, js=js, data=data, settings=settings)
             await _reconcile(deps)
             specs += lifecycle.consumer_specs(deps)
-            try:
-                from producers.watcher import run_watchers
-            except ImportError:  # TEMP until the watcher lands
-                run_watchers = None
-            if run_watchers is not None:
-                tasks.append(lambda: run_watchers(settings, publisher, stop))
+            tasks.append(lambda: run_watchers(settings, publisher, stop))
         if "forwarder" in roles:
             http = httpx.AsyncClient(timeout=settings.backend_timeout_s)
             stack.push_async_callback(http.aclose)
             specs += forwarder.consumer_specs(forwarder.ForwarderDeps(http, publisher, data, settings.backend_url))
             specs += training.consumer_specs(training.TrainingDeps(http, publisher, settings.backend_url))
+            await deadletters.ensure_advisory_stream(js, settings.stream, settings.stream_replicas)
+            specs += deadletters.consumer_specs(deadletters.DeadLetterDeps(js, publisher), settings.stream)
         if "api" in roles:
             store = await projection.RunStore.open(js, settings.stream_replicas)
             specs += projection.consumer_specs(store)

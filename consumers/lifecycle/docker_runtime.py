@@ -24,7 +24,9 @@ import tarfile
 import time
 
 import aiodocker
+import aiohttp
 from aiodocker.exceptions import DockerError
+from aiodocker.volumes import DockerVolume
 
 from consumers.lifecycle.sandbox import (
     READY_LINE,
@@ -82,6 +84,7 @@ class DockerRuntime:
         self.image = image
         self.node = node
         self._docker = docker or aiodocker.Docker()
+        self._active: set[str] = set()
         self._stopped: set[str] = set()
 
     @classmethod
@@ -110,6 +113,8 @@ class DockerRuntime:
         result = SandboxResult()
         names = _Names(job.run_id)
         labels = self._labels(job)
+        self._active.add(job.run_id)
+        game_output: _LinePump | None = None
         try:
             await self._remove_run(job.run_id)  # a redelivered request starts from a clean slate
             await self._create_volumes(job, names, labels)
@@ -117,12 +122,17 @@ class DockerRuntime:
             await game.put_archive("/sandbox/app", _tar({job.script_name: job.script, **job.files}))
             if job.manifest is not None:
                 await game.put_archive("/out", _tar({"manifest.json": job.manifest}, uid=1000))
+            if job.run_id in self._stopped:
+                return result
             await game.start()
             game_output = _LinePump(game)
             if not job.training and not await game_output.wait_ready(job.limits.connect_timeout_s + 10):
-                result.infrastructure_error = "game server did not become ready: " + game_output.tail()
+                if job.run_id not in self._stopped:
+                    result.infrastructure_error = "game server did not become ready: " + game_output.tail()
                 return result
             user = await self._create_user(job, names, labels)
+            if job.run_id in self._stopped:
+                return result
             await user.start()
             user_output = _OutputPump(user, job.limits.output_kb * 1024)
             await self._supervise(job, game, user, result)
@@ -141,29 +151,50 @@ class DockerRuntime:
                 result.log = await self._read(game, "/out/log.json", 64 * 1024 * 1024)
         except DockerError as exc:
             result.infrastructure_error = f"Docker: {exc.message}"
+        except (aiohttp.ClientError, OSError) as exc:
+            result.infrastructure_error = f"Docker engine not reachable: {exc}"
         finally:
+            if game_output is not None:
+                game_output.cancel()
             result.stopped = job.run_id in self._stopped
             self._stopped.discard(job.run_id)
+            self._active.discard(job.run_id)
             result.duration_s = round(time.monotonic() - started, 3)
-            await self._remove_run(job.run_id)
+            # Shielded: a cancelled run still removes its containers (reconcile catches a crash).
+            with contextlib.suppress(DockerError, aiohttp.ClientError, OSError):
+                await asyncio.shield(self._remove_run(job.run_id))
         return result
 
     async def stop(self, run_id: str) -> bool:
-        containers = await self._containers({"label": [f"lumia.run_id={run_id}"]})
-        if containers:
-            self._stopped.add(run_id)
-        for container in containers:
-            with contextlib.suppress(DockerError):
+        """Kill the user's script at once and give the game ``STOP_GRACE_S`` to write its log."""
+        if run_id not in self._active:
+            return False
+        self._stopped.add(run_id)
+        names = _Names(run_id)
+        await asyncio.gather(self._end(names.user, kill=True), self._end(names.game, kill=False))
+        return True
+
+    async def _end(self, name: str, kill: bool) -> None:
+        with contextlib.suppress(DockerError):
+            container = self._docker.containers.container(name)
+            if kill:
                 await container.kill()
-        return bool(containers)
+            else:
+                await container.stop(t=int(STOP_GRACE_S))
 
     async def reconcile(self, live_run_ids: set[str]) -> list[str]:
-        """Remove every sandbox of this node that belongs to no live run; return their run ids."""
+        """Remove every sandbox (containers and volumes) of this node that belongs to no live run.
+
+        Returns the run ids removed. Runs this runtime is executing right now count as live.
+        """
+        live = live_run_ids | self._active
         orphans: set[str] = set()
-        for container in await self._containers({"label": [f"lumia.node={self.node}"]}):
-            run_id = container["Labels"].get("lumia.run_id", "")
-            if run_id not in live_run_ids:
-                orphans.add(run_id)
+        node = {"label": [f"lumia.node={self.node}"]}
+        for container in await self._containers(node):
+            orphans.add(container["Labels"].get("lumia.run_id", ""))
+        for volume in (await self._docker.volumes.list(filters=node)).get("Volumes") or []:
+            orphans.add((volume.get("Labels") or {}).get("lumia.run_id", ""))
+        orphans -= live
         for run_id in orphans:
             await self._remove_run(run_id)
         return sorted(orphans)
@@ -202,7 +233,9 @@ class DockerRuntime:
     async def _create_game(self, job: SandboxJob, names: _Names, labels: dict[str, str]):
         mounts = [{"Type": "volume", "Source": names.app, "Target": "/sandbox/app"}]
         if job.training:
-            mounts.append({"Type": "volume", "Source": names.train, "Target": "/train"})
+            # NoCopy: Docker would otherwise copy the image's /train (root, 0755) over the tmpfs options.
+            mounts.append({"Type": "volume", "Source": names.train, "Target": "/train",
+                           "VolumeOptions": {"NoCopy": True}})
             command = ["sleep", "infinity"]  # keeps the network namespace and the model volume alive
         else:
             manifest = "/out/manifest.json" if job.manifest is not None else None
@@ -231,7 +264,9 @@ class DockerRuntime:
         limits = job.limits
         mounts = [{"Type": "volume", "Source": names.app, "Target": "/app", "ReadOnly": True}]
         if job.training:
-            mounts.append({"Type": "volume", "Source": names.train, "Target": "/train"})
+            # NoCopy: Docker would otherwise copy the image's /train (root, 0755) over the tmpfs options.
+            mounts.append({"Type": "volume", "Source": names.train, "Target": "/train",
+                           "VolumeOptions": {"NoCopy": True}})
         memory = limits.memory_mb * 1024 * 1024
         config = {
             "Image": self.image,
@@ -255,8 +290,10 @@ class DockerRuntime:
                     {"Name": "nofile", "Soft": limits.open_files, "Hard": limits.open_files},
                     {"Name": "fsize", "Soft": limits.tmpfs_mb * 1024 * 1024, "Hard": limits.tmpfs_mb * 1024 * 1024},
                 ],
+                # The cap is ours (OutputCapture); the log file only bounds disk use. Two files, so a
+                # follower survives a rotation (with one, Docker 20.10 ends the follow with an error).
                 "LogConfig": {"Type": "json-file",
-                              "Config": {"max-size": f"{max(64, limits.output_kb)}k", "max-file": "1"}},
+                              "Config": {"max-size": f"{max(1024, 2 * limits.output_kb)}k", "max-file": "2"}},
             },
         }
         return await self._docker.containers.create(config, name=names.user)
@@ -269,8 +306,12 @@ class DockerRuntime:
                 await watched.wait()
         except TimeoutError:
             result.timed_out = True
+            # The script dies at once; the game gets a short grace to write its log (SIGTERM).
             with contextlib.suppress(DockerError):
-                await watched.kill()
+                await user.kill()
+            if not job.training:
+                with contextlib.suppress(DockerError):
+                    await game.stop(t=int(STOP_GRACE_S))
             with contextlib.suppress(DockerError):
                 await watched.wait()
         if not job.training:
@@ -298,13 +339,19 @@ class DockerRuntime:
         return await self._docker.containers.list(all=True, filters=json.dumps(filters))
 
     async def _remove_run(self, run_id: str) -> None:
-        for container in await self._containers({"label": [f"lumia.run_id={run_id}"]}):
+        async def delete(container) -> None:
             with contextlib.suppress(DockerError):
                 await container.delete(force=True, v=True)
+
+        containers = await self._containers({"label": [f"lumia.run_id={run_id}"]})
+        # The user container first: it lives in the game container's network namespace.
+        containers.sort(key=lambda container: container["Labels"].get("lumia.role") != "user")
+        for container in containers:
+            await delete(container)
         names = _Names(run_id)
         for volume in (names.app, names.train):
             with contextlib.suppress(DockerError):
-                await (await self._docker.volumes.get(volume)).delete()
+                await DockerVolume(self._docker, volume).delete()
 
 
 class _Names:
@@ -351,6 +398,9 @@ class _LinePump:
     async def finish(self, timeout: float = 5.0) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        self._task.cancel()
+
+    def cancel(self) -> None:
         self._task.cancel()
 
     def tail(self) -> str:

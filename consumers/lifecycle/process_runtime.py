@@ -121,6 +121,7 @@ class ProcessRuntime:
                         await watched.wait()
                 except TimeoutError:
                     result.timed_out = True
+                    _kill_group(user)
                     _kill_group(watched)
                     await watched.wait()
                 if game is not None:
@@ -181,9 +182,11 @@ socket.create_connection = create_connection
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+    # Also once the leader has exited: its group lives on while a child the script left behind does
+    # (and a group id is never reused while the group exists). A child that called setsid() escapes:
+    # this runtime is no security boundary.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 async def _wait_ready(game: asyncio.subprocess.Process, timeout: float) -> bool:
