@@ -112,7 +112,9 @@ def consumer_specs(deps: ForwarderDeps) -> list[ConsumerSpec]:
         handlers={LogWritten: _forward},  # type: ignore[dict-item]
         max_concurrency=32,
         ack_wait_s=30.0,
-        max_deliver=20,
-        backoff_s=(0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
+        # About 50 minutes of retries with at most ~15 s between tries, so a recovered backend
+        # gets its logs quickly; after that the log is dead-lettered and `lumia dlq retry` re-drives it.
+        max_deliver=200,
+        backoff_s=(0.5, 1.0, 2.0, 4.0, 8.0, 15.0),
         description="forwards game logs to the Java backend",
     )]

@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import httpx
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from consumers.loop import ConsumerSpec, Reject, Retry
 from events import BackendNotified, ModelSaved, TrainingFinished
 from events.bus import Publisher
-from events.subjects import MODEL_SAVED
+from events.codec import decode
+from events.subjects import MODEL_SAVED, subject_for
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,16 @@ class TrainingDeps:
     http: httpx.AsyncClient
     publisher: Publisher
     backend_url: str
+    js: JetStreamContext
+    stream: str
+
+
+async def _already_notified(deps: TrainingDeps, notice: BackendNotified) -> bool:
+    try:
+        last = await deps.js.get_last_msg(deps.stream, subject_for(notice))
+    except NotFoundError:
+        return False
+    return getattr(decode(last.data), "cause_id", None) == notice.cause_id
 
 
 async def notify_training_finished(event: ModelSaved, deps: TrainingDeps) -> None:
@@ -30,6 +44,10 @@ async def notify_training_finished(event: ModelSaved, deps: TrainingDeps) -> Non
         return
     # One notification per training run; a model dropped without a run counts once per content.
     cause = event.run_id or event.event_id
+    notice = BackendNotified(run_id=event.run_id, docker_id=event.docker_id, game=event.game,
+                             user_id=event.user_id, status=0, cause_id=cause)
+    if await _already_notified(deps, notice):
+        return  # a later save of the same run's model: the backend was told once already
     try:
         response = await deps.http.put(
             f"{deps.backend_url}/api/training/change-status",
@@ -43,9 +61,7 @@ async def notify_training_finished(event: ModelSaved, deps: TrainingDeps) -> Non
         raise Retry(f"backend answered {response.status_code}")
     if response.status_code >= 400:
         raise Reject(f"backend refused the training status ({response.status_code}): {response.text[:500]}")
-    await deps.publisher.publish(BackendNotified(run_id=event.run_id, docker_id=event.docker_id, game=event.game,
-                                                 user_id=event.user_id, status=response.status_code,
-                                                 cause_id=cause))
+    await deps.publisher.publish(msgspec.structs.replace(notice, status=response.status_code))
     await deps.publisher.publish(TrainingFinished(run_id=event.run_id, docker_id=event.docker_id, game=event.game,
                                                   user_id=event.user_id, model_name=PurePosixPath(event.path).name,
                                                   size=event.size, sha256=event.sha256, cause_id=cause))
@@ -59,7 +75,7 @@ def consumer_specs(deps: TrainingDeps) -> list[ConsumerSpec]:
         durable="training",
         filter_subjects=(MODEL_SAVED,),
         handlers={ModelSaved: _notify},  # type: ignore[dict-item]
-        max_concurrency=8,
+        max_concurrency=1,  # sequential, so a second save of one run sees the first notification
         max_deliver=20,
         backoff_s=(0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
         description="notifies the backend when a training run saved its model",

@@ -89,7 +89,8 @@ async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio
             http = httpx.AsyncClient(timeout=settings.backend_timeout_s)
             stack.push_async_callback(http.aclose)
             specs += forwarder.consumer_specs(forwarder.ForwarderDeps(http, publisher, data, settings.backend_url))
-            specs += training.consumer_specs(training.TrainingDeps(http, publisher, settings.backend_url))
+            notifier = training.TrainingDeps(http, publisher, settings.backend_url, js, settings.stream)
+            specs += training.consumer_specs(notifier)
             await deadletters.ensure_advisory_stream(js, settings.stream, settings.stream_replicas)
             specs += deadletters.consumer_specs(deadletters.DeadLetterDeps(js, publisher), settings.stream)
         if "api" in roles:

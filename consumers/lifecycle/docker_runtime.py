@@ -22,6 +22,7 @@ import json
 import logging
 import tarfile
 import time
+import uuid
 
 import aiodocker
 import aiohttp
@@ -111,27 +112,50 @@ class DockerRuntime:
     async def run(self, job: SandboxJob) -> SandboxResult:
         started = time.monotonic()
         result = SandboxResult()
-        names = _Names(job.run_id)
+        names = _Names(job.run_id, nonce=uuid.uuid4().hex[:8], training=job.training)
         labels = self._labels(job)
         self._active.add(job.run_id)
         game_output: _LinePump | None = None
         try:
-            await self._remove_run(job.run_id)  # a redelivered request starts from a clean slate
             await self._create_volumes(job, names, labels)
-            game = await self._create_game(job, names, labels)
-            await game.put_archive("/sandbox/app", _tar({job.script_name: job.script, **job.files}))
-            if job.manifest is not None:
-                await game.put_archive("/out", _tar({"manifest.json": job.manifest}, uid=1000))
+            try:
+                game = await self._create_game(job, names, labels)
+            except DockerError as exc:
+                if exc.status != 409:
+                    raise
+                # A redelivered request whose earlier attempt left containers: start from a clean slate.
+                await self._remove_run(job.run_id, keep=names.volumes)
+                game = await self._create_game(job, names, labels)
+
+            async def put_files() -> None:
+                await game.put_archive("/sandbox/app", _tar({job.script_name: job.script, **job.files}))
+                if job.manifest is not None:
+                    await game.put_archive("/out", _tar({"manifest.json": job.manifest}, uid=1000))
+
+            async def start_game() -> bool:
+                nonlocal game_output
+                if job.manifest is not None:
+                    await put_files_task  # the game reads its manifest when it starts
+                if job.run_id in self._stopped:
+                    return False
+                await game.start()
+                game_output = _LinePump(game)
+                return job.training or await game_output.wait_ready(job.limits.connect_timeout_s + 10)
+
+            # Three independent steps at once: the files go in, the game starts, the user container is
+            # created (it joins the game's network namespace only when it starts).
+            put_files_task = asyncio.ensure_future(put_files())
+            steps = await asyncio.gather(put_files_task, start_game(), self._create_user(job, names, labels),
+                                         return_exceptions=True)
+            for step in steps:
+                if isinstance(step, BaseException):
+                    raise step
+            _, ready, user = steps
             if job.run_id in self._stopped:
                 return result
-            await game.start()
-            game_output = _LinePump(game)
-            if not job.training and not await game_output.wait_ready(job.limits.connect_timeout_s + 10):
-                if job.run_id not in self._stopped:
-                    result.infrastructure_error = "game server did not become ready: " + game_output.tail()
-                return result
-            user = await self._create_user(job, names, labels)
-            if job.run_id in self._stopped:
+            if not ready:
+                result.infrastructure_error = "game server did not become ready: " + (
+                    game_output.tail() if game_output else "")
                 return result
             await user.start()
             user_output = _OutputPump(user, job.limits.output_kb * 1024)
@@ -162,7 +186,7 @@ class DockerRuntime:
             result.duration_s = round(time.monotonic() - started, 3)
             # Shielded: a cancelled run still removes its containers (reconcile catches a crash).
             with contextlib.suppress(DockerError, aiohttp.ClientError, OSError):
-                await asyncio.shield(self._remove_run(job.run_id))
+                await asyncio.shield(self._remove_run(job.run_id, names))
         return result
 
     async def stop(self, run_id: str) -> bool:
@@ -338,28 +362,35 @@ class DockerRuntime:
     async def _containers(self, filters: dict[str, list[str]]) -> list:
         return await self._docker.containers.list(all=True, filters=json.dumps(filters))
 
-    async def _remove_run(self, run_id: str) -> None:
-        async def delete(container) -> None:
-            with contextlib.suppress(DockerError):
-                await container.delete(force=True, v=True)
-
-        containers = await self._containers({"label": [f"lumia.run_id={run_id}"]})
-        # The user container first: it lives in the game container's network namespace.
-        containers.sort(key=lambda container: container["Labels"].get("lumia.role") != "user")
+    async def _remove_run(self, run_id: str, names: _Names | None = None, keep: tuple[str, ...] = ()) -> None:
+        """Remove a run's containers and volumes: by name when this runtime made them, else by label."""
+        if names is not None:
+            containers = [names.user, names.game]  # the user first: it lives in the game's namespace
+            volumes = list(names.volumes)
+        else:
+            found = await self._containers({"label": [f"lumia.run_id={run_id}"]})
+            found.sort(key=lambda container: container["Labels"].get("lumia.role") != "user")
+            containers = [container.id for container in found]
+            listed = await self._docker.volumes.list(filters={"label": [f"lumia.run_id={run_id}"]})
+            volumes = [volume["Name"] for volume in listed.get("Volumes") or [] if volume["Name"] not in keep]
         for container in containers:
-            await delete(container)
-        names = _Names(run_id)
-        for volume in (names.app, names.train):
+            with contextlib.suppress(DockerError):
+                await self._docker.containers.container(container).delete(force=True, v=True)
+        for volume in volumes:
             with contextlib.suppress(DockerError):
                 await DockerVolume(self._docker, volume).delete()
 
 
 class _Names:
-    def __init__(self, run_id: str) -> None:
+    """Containers are named from the run id alone; volumes also carry a per-attempt nonce, so a
+    redelivered run never finds the files (or the model) of an earlier attempt."""
+
+    def __init__(self, run_id: str, nonce: str = "", training: bool = True) -> None:
         self.game = f"lumia-{run_id}-game"
         self.user = f"lumia-{run_id}-user"
-        self.app = f"lumia-{run_id}-app"
-        self.train = f"lumia-{run_id}-train"
+        self.app = f"lumia-{run_id}-app-{nonce}"
+        self.train = f"lumia-{run_id}-train-{nonce}"
+        self.volumes = (self.app, self.train) if training else (self.app,)
 
 
 class _LinePump:
