@@ -75,6 +75,7 @@ class ConsumerSpec:
     # Another stream and payload format (the advisory stream); events of LUMIA by default.
     stream: str | None = None
     decoder: Callable[[bytes], Event] = decode
+    confirm_ack: bool = True
     on_skip: Callable[[str], None] = field(default=lambda why: log.info("skipped: %s", why))
 
     def consumer_config(self) -> ConsumerConfig:
@@ -110,6 +111,8 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
     try:
         while not stop.is_set():
             await slots.acquire()
+            if inflight:
+                await asyncio.sleep(0)  # let handlers that are about to finish free their slots: bigger batches
             free = 1
             while free < spec.max_concurrency and not slots.locked():
                 await slots.acquire()
@@ -162,7 +165,7 @@ async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher) -> None:
     if handler is None:
         await msg.ack()
         return
-    heartbeat = asyncio.create_task(_keep_alive(msg, spec.ack_wait_s / 3))
+    heartbeat = _KeepAlive(msg, spec.ack_wait_s / 3)
     _delivery.set((attempt, meta.sequence.stream))
     try:
         await handler(event)
@@ -186,16 +189,35 @@ async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher) -> None:
         else:
             await msg.nak(delay=spec.delay_for(attempt))
     else:
-        await msg.ack_sync()
+        # Handlers with side effects get a confirmed ack; cheap idempotent ones a fire-and-forget one.
+        await (msg.ack_sync() if spec.confirm_ack else msg.ack())
     finally:
         heartbeat.cancel()
 
 
-async def _keep_alive(msg: Msg, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
+class _KeepAlive:
+    """Sends ``in_progress()`` every ``every`` seconds while a handler runs (a timer, not a task:
+    most handlers finish long before the first beat)."""
+
+    def __init__(self, msg: Msg, every: float) -> None:
+        self._msg = msg
+        self._every = every
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(every, self._beat)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def _beat(self) -> None:
+        task = self._loop.create_task(self._send())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        self._timer = self._loop.call_later(self._every, self._beat)
+
+    async def _send(self) -> None:
         with contextlib.suppress(Exception):
-            await msg.in_progress()
+            await self._msg.in_progress()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 async def _dead_letter(msg: Msg, spec: ConsumerSpec, publisher: Publisher, reason: str, event: Event | None) -> None:

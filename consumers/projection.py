@@ -190,6 +190,7 @@ def consumer_specs(store: RunStore) -> list[ConsumerSpec]:
         filter_subjects=("lumia.run.>",),
         handlers=dict.fromkeys(EVENT_TYPES, _apply),
         max_concurrency=1,  # a fold is ordered
+        confirm_ack=False,  # re-applying is harmless: states carry the last applied sequence
         max_deliver=50,
         description="folds run events into the lumia_runs KV bucket",
     )]

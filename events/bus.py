@@ -8,6 +8,7 @@ publish retried after a timeout is stored once (the server drops the copy inside
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ from datetime import datetime
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
-    AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
@@ -140,9 +141,25 @@ class Publisher:
                 await asyncio.sleep(0.2 * (attempt + 1))
         raise BrokerUnavailable(f"JetStream did not acknowledge {subject}: {last!r}") from last
 
-    async def publish_many(self, events: list[Event]) -> None:
-        for event in events:
-            await self.publish(event)
+    async def publish_many(self, events: list[Event], window: int = 1000) -> list[int]:
+        """Store many events, pipelined (``publish_async`` in bounded windows); same guarantees as
+        ``publish``: returns their sequences once all are acknowledged, or raises ``BrokerUnavailable``."""
+        sequences: list[int] = []
+        for start in range(0, len(events), window):
+            chunk = events[start:start + window]
+            futures = [await self._js.publish_async(subject_for(event), encode(event),
+                                                    headers={"Nats-Msg-Id": message_id(event)})
+                       for event in chunk]
+            try:
+                # publish_async futures have no timeout of their own (PITFALLS N1/N2): bound them.
+                acks = await asyncio.wait_for(asyncio.gather(*futures), self._timeout)
+            except Exception:  # a lost or refused ack: fall back to one confirmed publish each
+                for future in futures:
+                    future.cancel()
+                sequences += [await self.publish(event) for event in chunk]
+                continue
+            sequences += [ack.seq for ack in acks]
+        return sequences
 
 
 @dataclass(frozen=True)
@@ -156,8 +173,12 @@ class StoredEvent:
 
 async def read_history(js: JetStreamContext, stream: str, subject: str = ALL, *, since: datetime | None = None,
                        start_seq: int | None = None, limit: int | None = None,
-                       idle_timeout: float = 0.5) -> AsyncIterator[StoredEvent]:
-    """Read stored events in order, without a durable consumer (history for people and rebuilds)."""
+                       idle_timeout: float = 0.3) -> AsyncIterator[StoredEvent]:
+    """Read stored events in order, without a durable consumer (history for people and rebuilds).
+
+    An ordered push consumer streams the history (flow-controlled, recreated by the client on gaps);
+    reading stops at the last stored match (``num_pending == 0``), or after ``idle_timeout`` when
+    nothing matches at all."""
     if since is not None:
         policy = {"deliver_policy": DeliverPolicy.BY_START_TIME, "opt_start_time": since}
     elif start_seq is not None:
@@ -165,37 +186,37 @@ async def read_history(js: JetStreamContext, stream: str, subject: str = ALL, *,
     else:
         policy = {"deliver_policy": DeliverPolicy.ALL}
     try:
-        info = await js.stream_info(stream)
+        await js.stream_info(stream)
     except NotFoundError:
         return
-    last_seq = info.state.last_seq
-    config = ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30.0, filter_subject=subject,
-                            max_ack_pending=-1, **policy)
+    received: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def collect(msg: Msg) -> None:
+        received.put_nowait(msg)
+
     try:
-        sub = await js.pull_subscribe(subject, stream=stream, config=config)
+        sub = await js.subscribe(subject, stream=stream, ordered_consumer=True, cb=collect,
+                                 config=ConsumerConfig(**policy))
     except BadRequestError as exc:
         raise ValueError(f"cannot read {subject}: {exc.description}") from None
     count = 0
     try:
         while limit is None or count < limit:
-            batch = 256 if limit is None else min(256, limit - count)
             try:
-                msgs = await sub.fetch(batch, timeout=idle_timeout)
-            except NatsTimeout:
+                msg = received.get_nowait() if not received.empty() else await asyncio.wait_for(
+                    received.get(), idle_timeout if count == 0 else 5.0)
+            except TimeoutError:
                 break
-            for msg in msgs:
-                meta = msg.metadata
-                try:
-                    event: Event | None = decode(msg.data)
-                    problem = None
-                except (UnknownEvent, MalformedEvent) as exc:
-                    event, problem = None, str(exc)
-                yield StoredEvent(meta.sequence.stream, msg.subject, meta.timestamp, event, problem)
-                count += 1
-                if meta.sequence.stream >= last_seq or (limit is not None and count >= limit):
-                    return
+            meta = msg.metadata
+            try:
+                event: Event | None = decode(msg.data)
+                problem = None
+            except (UnknownEvent, MalformedEvent) as exc:
+                event, problem = None, str(exc)
+            yield StoredEvent(meta.sequence.stream, msg.subject, meta.timestamp, event, problem)
+            count += 1
+            if meta.num_pending == 0:
+                break
     finally:
-        try:
+        with contextlib.suppress(Exception):
             await sub.unsubscribe()
-        except Exception:  # the server drops the ephemeral consumer on its own after inactive_threshold
-            pass
