@@ -2,6 +2,16 @@
 
 Edges translate and publish: routes validate, build an event, wait for the JetStream ack and answer.
 They never run containers or call the backend themselves.
+
+Errors raised anywhere below the routes are ours and are answered from ``ERROR_STATUS``::
+
+    InvalidInput, InvalidId, ScriptRejected, msgspec errors   422  (the message states the rule)
+    ScriptTooLarge, and any body over the limit              413
+    UnsupportedMediaType                                     415
+    NoUpload                                                 400  (legacy text: No .py files found in uploads/)
+    AmbiguousUpload                                          409
+    NotFound                                                 404
+    BrokerUnavailable                                        503  with Retry-After
 """
 
 from __future__ import annotations
@@ -12,13 +22,14 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import msgspec
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.uploads import NoUpload, ScriptRejected, UploadStore
+from api.uploads import AmbiguousUpload, NoUpload, ScriptRejected, ScriptTooLarge, UploadStore
 from consumers.projection import RunStore
 from events.bus import BrokerUnavailable, Publisher, StreamSettings, connect, ensure_stream
 from events.subjects import InvalidId
@@ -30,6 +41,10 @@ log = logging.getLogger("lumia.api")
 
 class NotFound(LookupError):
     """A run, model or file that does not exist."""
+
+
+class UnsupportedMediaType(ValueError):
+    """A request body in a content type the route does not take."""
 
 
 @dataclass
@@ -67,15 +82,22 @@ ERROR_STATUS: dict[type[Exception], int] = {
     InvalidInput: 422,
     InvalidId: 422,
     ScriptRejected: 422,
+    msgspec.ValidationError: 422,
+    msgspec.DecodeError: 422,
+    ScriptTooLarge: 413,
+    UnsupportedMediaType: 415,
     NoUpload: 400,
+    AmbiguousUpload: 409,
     NotFound: 404,
     BrokerUnavailable: 503,
 }
+RETRY_AFTER_S = "2"
+GAME_LOG_BODY_LIMIT = 8 * 1024 * 1024
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     for error, status in ERROR_STATUS.items():
-        headers = {"Retry-After": "5"} if status == 503 else None
+        headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
 
         async def handler(_request: Request, exc: Exception, status: int = status,
                           headers: dict[str, str] | None = headers) -> JSONResponse:
@@ -86,40 +108,61 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Rejects bodies over ``limit`` bytes with 413 while they stream in (no temp file is written)."""
+    """Rejects bodies over ``limit`` bytes with 413 while they stream in.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    A declared ``Content-Length`` over the limit is refused before the app runs. A body that grows
+    past the limit (chunked, or lying about its length) stops being read: the app gets a disconnect,
+    whatever it answers or raises after that is dropped, and the client gets the 413. Multipart parts
+    stay in memory (python-multipart spools to disk only above 1 MiB, and the limit is at most that
+    by default), so nothing is left on disk.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.per_path = per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope["path"], self.default)
+        too_large = _error(413, f"request body larger than {limit} bytes")
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _error(413, f"request body larger than {self.limit} bytes")(scope, receive, send)
+            if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
+                await too_large(scope, receive, send)
                 return
         seen = 0
+        exceeded = False
+        started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
+                if seen > limit:
+                    exceeded = True
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                return  # the app's answer to a cut-off body is replaced by the 413
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            with contextlib.suppress(RuntimeError):  # the response may have started already
-                await _error(413, f"request body larger than {self.limit} bytes")(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await too_large(scope, receive, send)
 
 
 class BearerAuth:
@@ -181,7 +224,10 @@ def create_app(settings: Settings, *, connect_nats: bool = True) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(legacy.router)
     app.include_router(v1.router)
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    # Game logs are bigger than scripts; multipart parts above 1 MiB are spooled to an anonymous
+    # (already unlinked) temporary file, so even then nothing is left on disk.
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes,
+                       per_path={"/api/game_data": max(settings.max_upload_bytes, GAME_LOG_BODY_LIMIT)})
     app.add_middleware(BearerAuth, token=settings.api_token)
     return app
 

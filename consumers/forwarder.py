@@ -33,6 +33,8 @@ def prepare_log(raw: bytes, user_id: str, game: str) -> bytes:
         document = json.loads(raw)
     except ValueError as exc:
         raise InvalidLog(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidLog("not JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise InvalidLog("the log must be one JSON object")
     unknown = set(document) - ALLOWED_KEYS

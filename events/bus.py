@@ -173,12 +173,11 @@ class StoredEvent:
 
 async def read_history(js: JetStreamContext, stream: str, subject: str = ALL, *, since: datetime | None = None,
                        start_seq: int | None = None, limit: int | None = None,
-                       idle_timeout: float = 0.3) -> AsyncIterator[StoredEvent]:
+                       idle_timeout: float = 5.0) -> AsyncIterator[StoredEvent]:
     """Read stored events in order, without a durable consumer (history for people and rebuilds).
 
     An ordered push consumer streams the history (flow-controlled, recreated by the client on gaps);
-    reading stops at the last stored match (``num_pending == 0``), or after ``idle_timeout`` when
-    nothing matches at all."""
+    reading stops at the last match stored when the read began."""
     if since is not None:
         policy = {"deliver_policy": DeliverPolicy.BY_START_TIME, "opt_start_time": since}
     elif start_seq is not None:
@@ -186,7 +185,8 @@ async def read_history(js: JetStreamContext, stream: str, subject: str = ALL, *,
     else:
         policy = {"deliver_policy": DeliverPolicy.ALL}
     try:
-        await js.stream_info(stream)
+        # The last stored match (wildcards allowed): nothing to read, or where to stop.
+        last_seq = (await js.get_last_msg(stream, subject, direct=True)).seq
     except NotFoundError:
         return
     received: asyncio.Queue[Msg] = asyncio.Queue()
@@ -204,7 +204,7 @@ async def read_history(js: JetStreamContext, stream: str, subject: str = ALL, *,
         while limit is None or count < limit:
             try:
                 msg = received.get_nowait() if not received.empty() else await asyncio.wait_for(
-                    received.get(), idle_timeout if count == 0 else 5.0)
+                    received.get(), idle_timeout)
             except TimeoutError:
                 break
             meta = msg.metadata
@@ -215,7 +215,7 @@ async def read_history(js: JetStreamContext, stream: str, subject: str = ALL, *,
                 event, problem = None, str(exc)
             yield StoredEvent(meta.sequence.stream, msg.subject, meta.timestamp, event, problem)
             count += 1
-            if meta.num_pending == 0:
+            if meta.num_pending == 0 or meta.sequence.stream >= last_seq:
                 break
     finally:
         with contextlib.suppress(Exception):

@@ -155,6 +155,8 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         runner_image=env.get("LUMIA_RUNNER_IMAGE") or base.runner_image,
         base_image=env.get("LUMIA_BASE_IMAGE") or base.base_image,
         max_concurrent_runs=_int(env, "LUMIA_MAX_CONCURRENT_RUNS", base.max_concurrent_runs, 1),
+        max_script_bytes=_int(env, "LUMIA_MAX_SCRIPT_BYTES", base.max_script_bytes, 1024),
+        max_upload_bytes=_int(env, "LUMIA_MAX_UPLOAD_BYTES", base.max_upload_bytes, 4096),
         limits=limits,
         training_limits=training,
         game_delay_s=_float(env, "LUMIA_GAME_DELAY_S", 0.0),
