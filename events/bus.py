@@ -54,26 +54,25 @@ async def connect(urls: tuple[str, ...] | list[str], name: str, on_closed: Calla
     async def _error(exc: Exception) -> None:
         log.debug("nats: %s", exc)
 
-    last: Exception | None = None
-    for attempt in range(max(1, initial_attempts)):
-        try:
-            return await nats.connect(
-                servers=list(urls),
-                name=name,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                ping_interval=10,
-                max_outstanding_pings=3,
-                connect_timeout=connect_timeout,
-                allow_reconnect=True,
-                closed_cb=_closed,
-                error_cb=_error,
-            )
-        except Exception as exc:  # nats raises several unrelated types for "not reachable"
-            last = exc
-            if attempt + 1 < initial_attempts:
-                await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
-    raise BrokerUnavailable(f"cannot reach NATS at {','.join(urls)}: {last}") from last
+    try:
+        # The first connection gives up after ``initial_attempts`` tries per server (a clear error for
+        # people); once connected, the client reconnects forever (daemons survive NATS restarts).
+        nc = await nats.connect(
+            servers=list(urls),
+            name=name,
+            max_reconnect_attempts=max(1, initial_attempts),
+            reconnect_time_wait=1,
+            ping_interval=10,
+            max_outstanding_pings=3,
+            connect_timeout=connect_timeout,
+            allow_reconnect=True,
+            closed_cb=_closed,
+            error_cb=_error,
+        )
+    except Exception as exc:  # nats raises several unrelated types for "not reachable"
+        raise BrokerUnavailable(f"cannot reach NATS at {','.join(urls)}: {exc or type(exc).__name__}") from exc
+    nc.options["max_reconnect_attempts"] = -1
+    return nc
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import httpx
 from consumers import deadletters, forwarder, lifecycle, projection, training
 from consumers.lifecycle.sandbox import Runtime
 from consumers.loop import ConsumerSpec, run_consumer
-from events import RunFailed
+from events import RunFailed, RunRemoved
 from events.bus import Publisher, StreamSettings, connect, ensure_stream
 from lumia.config import Settings
 from producers.watcher import run_watchers
@@ -135,6 +135,7 @@ async def _reconcile(deps: lifecycle.LifecycleDeps) -> None:
         if run_id:
             await deps.publisher.publish(RunFailed(run_id=run_id, kind="infrastructure",
                                                    reason=f"runner on {deps.settings.node} restarted; sandbox removed"))
+            await deps.publisher.publish(RunRemoved(run_id=run_id))
     if removed:
         log.warning("removed %d orphaned sandbox(es): %s", len(removed), ", ".join(removed))
 
