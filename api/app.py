@@ -16,6 +16,7 @@ Errors raised anywhere below the routes are ours and are answered from ``ERROR_S
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -189,6 +190,29 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+async def _attach_nats(state: ApiState) -> None:
+    """Connect to NATS, retrying until it answers; until then every call that needs it gets 503."""
+    settings = state.settings
+    delay = 1.0
+    while True:
+        nc = None
+        try:
+            nc = await connect(settings.nats_urls, name=f"lumia-api-{settings.node}", initial_attempts=2)
+            js = nc.jetstream(timeout=5)
+            await ensure_stream(js, _stream_settings(settings))
+            state.runs = await RunStore.open(js, settings.stream_replicas)
+        except Exception as exc:  # unreachable or not ready yet: keep trying
+            if nc is not None:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+            log.error("%s; the API answers 503 until it can reach NATS", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+            continue
+        state.nc, state.js, state.publisher = nc, js, Publisher(js, settings.stream)
+        return
+
+
 def create_app(settings: Settings, *, connect_nats: bool = True) -> FastAPI:
     data = DataDir(settings.data_dir)
 
@@ -196,17 +220,12 @@ def create_app(settings: Settings, *, connect_nats: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state: ApiState = app.state.lumia
         data.ensure()
-        if connect_nats:
-            try:
-                state.nc = await connect(settings.nats_urls, name=f"lumia-api-{settings.node}", initial_attempts=5)
-            except BrokerUnavailable as exc:
-                log.error("%s; the API answers 503 until it can reach NATS", exc)
-            else:
-                state.js = state.nc.jetstream(timeout=5)
-                await ensure_stream(state.js, _stream_settings(settings))
-                state.publisher = Publisher(state.js, settings.stream)
-                state.runs = await RunStore.open(state.js, settings.stream_replicas)
+        attach = asyncio.create_task(_attach_nats(state)) if connect_nats else None
+        if attach is not None:
+            await asyncio.wait({attach}, timeout=10)  # usually connected here; else 503 until it is
         yield
+        if attach is not None:
+            attach.cancel()
         if state.nc is not None:
             with contextlib.suppress(Exception):
                 await state.nc.drain()
