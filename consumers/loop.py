@@ -106,17 +106,14 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
     stream = spec.stream or stream
     await ensure_consumer(js, stream, spec)
     sub = await js.pull_subscribe_bind(spec.durable, stream=stream)
-    slots = asyncio.Semaphore(spec.max_concurrency)
     inflight: set[asyncio.Task[None]] = set()
+    heartbeats = _Heartbeats(spec.ack_wait_s / 3)
     try:
         while not stop.is_set():
-            await slots.acquire()
-            if inflight:
-                await asyncio.sleep(0)  # let handlers that are about to finish free their slots: bigger batches
-            free = 1
-            while free < spec.max_concurrency and not slots.locked():
-                await slots.acquire()
-                free += 1
+            if len(inflight) >= spec.max_concurrency:
+                # Full: ask for more only when a handler is done (pull = flow control).
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            free = spec.max_concurrency - len(inflight)
             try:
                 msgs = await sub.fetch(free, timeout=fetch_timeout)
             except TimeoutError:  # nats' own TimeoutError is a subclass; both mean "nothing yet"
@@ -135,21 +132,19 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
                 log.warning("%s: fetch failed: %r", spec.durable, exc)
                 await asyncio.sleep(0.5)
                 msgs = []
-            for _ in range(free - len(msgs)):
-                slots.release()
             for msg in msgs:
-                task = asyncio.create_task(_handle(msg, spec, publisher))
+                task = asyncio.create_task(_handle(msg, spec, publisher, heartbeats))
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
-                task.add_done_callback(lambda _t: slots.release())
     finally:
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
+        heartbeats.close()
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
 
 
-async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher) -> None:
+async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher, heartbeats: _Heartbeats) -> None:
     meta = msg.metadata
     attempt = meta.num_delivered
     try:
@@ -165,7 +160,7 @@ async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher) -> None:
     if handler is None:
         await msg.ack()
         return
-    heartbeat = _KeepAlive(msg, spec.ack_wait_s / 3)
+    heartbeats.track(msg)
     _delivery.set((attempt, meta.sequence.stream))
     try:
         await handler(event)
@@ -192,32 +187,36 @@ async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher) -> None:
         # Handlers with side effects get a confirmed ack; cheap idempotent ones a fire-and-forget one.
         await (msg.ack_sync() if spec.confirm_ack else msg.ack())
     finally:
-        heartbeat.cancel()
+        heartbeats.untrack(msg)
 
 
-class _KeepAlive:
-    """Sends ``in_progress()`` every ``every`` seconds while a handler runs (a timer, not a task:
-    most handlers finish long before the first beat)."""
+class _Heartbeats:
+    """One ticker per consumer: every ``every`` seconds it sends ``in_progress()`` for each message
+    whose handler has been running at least that long (cheaper than a timer per message)."""
 
-    def __init__(self, msg: Msg, every: float) -> None:
-        self._msg = msg
+    def __init__(self, every: float) -> None:
         self._every = every
-        self._loop = asyncio.get_running_loop()
-        self._timer = self._loop.call_later(every, self._beat)
-        self._pending: set[asyncio.Task[None]] = set()
+        self._running: dict[int, tuple[Msg, float]] = {}
+        self._task = asyncio.create_task(self._tick())
 
-    def _beat(self) -> None:
-        task = self._loop.create_task(self._send())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-        self._timer = self._loop.call_later(self._every, self._beat)
+    def track(self, msg: Msg) -> None:
+        self._running[id(msg)] = (msg, asyncio.get_running_loop().time())
 
-    async def _send(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._msg.in_progress()
+    def untrack(self, msg: Msg) -> None:
+        self._running.pop(id(msg), None)
 
-    def cancel(self) -> None:
-        self._timer.cancel()
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._every)
+            due = loop.time() - self._every
+            for msg, since in list(self._running.values()):
+                if since <= due:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+
+    def close(self) -> None:
+        self._task.cancel()
 
 
 async def _dead_letter(msg: Msg, spec: ConsumerSpec, publisher: Publisher, reason: str, event: Event | None) -> None:

@@ -188,3 +188,20 @@ async def test_messages_that_exhaust_max_deliver_without_any_handler_are_dead_le
     await recorder.close()
     assert letters[0].stream_seq == seq and letters[0].consumer == "hung"
     assert letters[0].subject == "lumia.run.hangs.requested" and "never acknowledged" in letters[0].reason
+
+
+async def test_a_long_handler_is_kept_alive_and_never_redelivered(js, publisher) -> None:
+    deliveries: list[int] = []
+
+    async def handle(event: RunRequested) -> None:
+        deliveries.append(delivery_attempt())
+        await asyncio.sleep(4.0)  # four times ack_wait: only in_progress() keeps it ours
+
+    running = Running(js, _spec(handle, ack_wait_s=1.0, max_deliver=5), publisher)
+    await publisher.publish(_requested("long"))
+    await eventually(lambda: _true(bool(deliveries)), timeout=10)
+    await asyncio.sleep(4.5)
+    await running.close()
+    assert deliveries == [1]
+    info = await js.consumer_info("LUMIA", "t")
+    assert info.num_ack_pending == 0 and info.num_redelivered == 0
