@@ -67,6 +67,7 @@ class RunState(msgspec.Struct, kw_only=True):
     log_path: str | None = None
     log_forwarded: bool = False
     log_forward_error: str | None = None
+    model_saved: bool = False
     model_path: str | None = None
     backend_notified: bool = False
     training_finished: bool = False
@@ -92,7 +93,8 @@ def evolve(state: RunState | None, event: Event) -> RunState | None:
             changes = {"status": "exited", "ended_at": event.at, "outcome": event.outcome, "score": event.score,
                        "moves": event.moves, "exit_code": event.exit_code, "oom_killed": event.oom_killed,
                        "timed_out": event.timed_out, "stopped": event.stopped, "reason": event.reason,
-                       "output_truncated": event.output_truncated, "duration_s": event.duration_s}
+                       "output_truncated": event.output_truncated, "duration_s": event.duration_s,
+                       "model_saved": event.model_saved}
         case RunFailed():
             changes = {"status": "failed", "ended_at": event.at, "reason": event.reason,
                        "failure_kind": event.kind, "stopped": event.kind == "stopped"}

@@ -212,7 +212,7 @@ def _detail(response: Any) -> str:
 
 
 async def _follow(http: Any, url: str, run_id: str, timeout: float) -> int:
-    """Print the run's events as they arrive until its log is delivered or the run ends without one."""
+    """Print the run's events as they arrive, until its outputs have been delivered or it failed."""
     seen = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -220,21 +220,26 @@ async def _follow(http: Any, url: str, run_id: str, timeout: float) -> int:
         events = response.json().get("events", []) if response.status_code == 200 else []
         for item in events[seen:]:
             body = item["event"] or {}
-            print(f"  {item['seq']:>6}  {body.get('type', '?'):<20} {_summary(body)}")
+            print(f"  {item['seq']:>6}  {body.get('type', '?'):<20} {_summary(body)}", flush=True)
         seen = max(seen, len(events))
-        types = {item["event"]["type"] for item in events if item["event"]}
-        if "log.forwarded" in types or "log.forward_failed" in types or "run.failed" in types or (
-                "run.exited" in types and not any(e["event"] and e["event"].get("type") == "log.written"
-                                                  for e in events) and _exited_long_ago(events)):
-            state = (await http.get(f"{url}/v1/runs/{run_id}")).json()
-            print(f"outcome: {state.get('outcome')} (score {state.get('score')}), status {state.get('status')}")
+        state = (await http.get(f"{url}/v1/runs/{run_id}")).json()
+        if _settled(state):
+            print(f"outcome: {state.get('outcome') or '-'} (score {state.get('score')}), status {state.get('status')}"
+                  f"{', ' + state['reason'] if state.get('reason') else ''}")
             return 0 if state.get("status") == "exited" else 1
         await asyncio.sleep(0.3)
     raise CliError(f"run {run_id} did not finish within {timeout:g} s (it may still be running)")
 
 
-def _exited_long_ago(events: list[dict[str, Any]]) -> bool:
-    return len(events) >= 3 and events[-1]["event"] and events[-1]["event"].get("type") == "run.exited"
+def _settled(state: dict[str, Any]) -> bool:
+    """Nothing more will happen to this run: it failed, or what it produced has been delivered."""
+    if state.get("status") == "failed":
+        return True
+    if state.get("status") != "exited":
+        return False
+    if state.get("training"):
+        return bool(state.get("backend_notified")) or not state.get("model_saved")
+    return bool(state.get("log_forwarded") or state.get("log_forward_error"))
 
 
 def _summary(body: dict[str, Any]) -> str:
@@ -360,7 +365,7 @@ async def _tail(js: Any, subject: str, as_json: bool) -> int:
 async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     async def body(js: Any, settings: Settings) -> int:
         from events import DeadLettered
-        from events.bus import Publisher, read_history
+        from events.bus import read_history
         from events.subjects import DEAD_LETTERS
 
         letters = [s async for s in read_history(js, settings.stream, DEAD_LETTERS)
@@ -378,7 +383,6 @@ async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         headers = {"Nats-Msg-Id": f"redrive.{args.seq}.{int(time.time())}"}
         ack = await js.publish(original.subject, original.data, headers=headers)
         print(f"re-drove seq {args.seq} ({original.subject}) as seq {ack.seq}")
-        _ = Publisher
         return 0
 
     return await _connected(settings, body)
