@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,27 @@ def test_errors_are_one_line_with_a_nonzero_exit(tmp_path: Path) -> None:
 def test_events_schema_lists_every_event() -> None:
     result = lumia("events", "schema")
     assert result.returncode == 0 and "RunRequested" in result.stdout and "DeadLettered" in result.stdout
+
+
+@pytest.mark.docker
+def test_lumia_up_then_submit_follow_then_clean_shutdown(tmp_path: Path, nats_server, backend,
+                                                         docker_available: None) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LUMIA_NATS_URL": nats_server.url, "LUMIA_API_PORT": str(port),
+           "LUMIA_DATA_DIR": str(tmp_path / "data"), "LUMIA_BACKEND_URL": backend.url, "LUMIA_NODE": "upnode"}
+    up = subprocess.Popen([sys.executable, "-m", "lumia.cli", "up"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = up.stdout.readline()
+        assert "lumia up: running" in banner and f"127.0.0.1:{port}" in banner, banner
+        result = lumia("submit", str(BOTS / "snake_bot.py"), "--game", "snake", "--user", "65a1f0c2e4b0a1b2c3d4e5f6",
+                       "--follow", "--timeout", "120", env={"LUMIA_API_PORT": str(port)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "run.requested" in result.stdout and "log.forwarded" in result.stdout
+        assert "outcome: win" in result.stdout or "outcome: lose" in result.stdout
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert len(backend.backend.uploads("65a1f0c2e4b0a1b2c3d4e5f6")) == 1
