@@ -43,6 +43,8 @@ GAME_UID = "1000:1000"
 USER_UID = "65534:65534"
 TRAIN_MODEL_PATH = "/train/model.pt"
 STOP_GRACE_S = 2.0
+# Time allowed for everything around the game: creating, copying, reading back, removing.
+SETUP_BUDGET_S = 60.0
 
 
 class DockerUnavailable(RuntimeError):
@@ -81,19 +83,28 @@ def _read_file(archive: tarfile.TarFile, limit: int) -> bytes | None:
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, image: str, node: str, docker: aiodocker.Docker | None = None) -> None:
+    def __init__(self, image: str, node: str, docker: aiodocker.Docker | None = None,
+                 game_images: dict[str, str] | None = None) -> None:
         self.image = image
         self.node = node
+        # Per game overrides, e.g. the image game on the ML variant (torch) when it is present.
+        self.game_images = dict(game_images or {})
         self._docker = docker or aiodocker.Docker()
         self._active: set[str] = set()
         self._stopped: set[str] = set()
 
     @classmethod
-    async def connect(cls, image: str, node: str) -> DockerRuntime:
+    async def connect(cls, image: str, node: str, ml_image: str | None = None) -> DockerRuntime:
+        """Check the engine and the runner image; use the ML variant for the image game if present."""
         docker = aiodocker.Docker()
+        game_images: dict[str, str] = {}
         try:
             await docker.version()
             await docker.images.inspect(image)
+            ml_image = ml_image or f"{image.split(':')[0]}-ml:latest"  # as `lumia image build --ml` tags it
+            with contextlib.suppress(DockerError):
+                await docker.images.inspect(ml_image)
+                game_images["image"] = ml_image
         except DockerError as exc:
             await docker.close()
             if exc.status == 404:
@@ -102,7 +113,10 @@ class DockerRuntime:
         except Exception as exc:
             await docker.close()
             raise DockerUnavailable(f"Docker engine not reachable: {exc}") from None
-        return cls(image, node, docker)
+        return cls(image, node, docker, game_images)
+
+    def image_for(self, game: str) -> str:
+        return self.game_images.get(game, self.image)
 
     async def close(self) -> None:
         await self._docker.close()
@@ -116,77 +130,87 @@ class DockerRuntime:
         labels = self._labels(job)
         self._active.add(job.run_id)
         game_output: _LinePump | None = None
+        log_read: asyncio.Future[bytes | None] | None = None
         try:
-            await self._create_volumes(job, names, labels)
-            try:
-                game = await self._create_game(job, names, labels)
-            except DockerError as exc:
-                if exc.status != 409:
-                    raise
-                # A redelivered request whose earlier attempt left containers: start from a clean slate.
-                await self._remove_run(job.run_id, keep=names.volumes)
-                game = await self._create_game(job, names, labels)
+            # Every Docker call is bounded: a stuck engine is the platform's failure, never a hung run.
+            async with asyncio.timeout(job.limits.wall_s + job.limits.connect_timeout_s + SETUP_BUDGET_S):
+                await self._create_volumes(job, names, labels)
+                try:
+                    game = await self._create_game(job, names, labels)
+                except DockerError as exc:
+                    if exc.status != 409:
+                        raise
+                    # A redelivered request whose earlier attempt left containers: start from a clean slate.
+                    await self._remove_run(job.run_id, keep=names.volumes)
+                    game = await self._create_game(job, names, labels)
 
-            async def put_files() -> None:
-                await game.put_archive("/sandbox/app", _tar({job.script_name: job.script, **job.files}))
-                if job.manifest is not None:
-                    await game.put_archive("/out", _tar({"manifest.json": job.manifest}, uid=1000))
+                async def put_files() -> None:
+                    await game.put_archive("/sandbox/app", _tar({job.script_name: job.script, **job.files}))
+                    if job.manifest is not None:
+                        await game.put_archive("/out", _tar({"manifest.json": job.manifest}, uid=1000))
 
-            async def start_game() -> bool:
-                nonlocal game_output
-                if job.manifest is not None:
-                    await put_files_task  # the game reads its manifest when it starts
+                async def start_game() -> bool:
+                    nonlocal game_output
+                    if job.manifest is not None:
+                        await put_files_task  # the game reads its manifest when it starts
+                    if job.run_id in self._stopped:
+                        return False
+                    await game.start()
+                    game_output = _LinePump(game)
+                    return job.training or await game_output.wait_ready(job.limits.connect_timeout_s + 10)
+
+                # Three independent steps at once: the files go in, the game starts, the user container is
+                # created (it joins the game's network namespace only when it starts).
+                put_files_task = asyncio.ensure_future(put_files())
+                steps = await asyncio.gather(put_files_task, start_game(), self._create_user(job, names, labels),
+                                             return_exceptions=True)
+                for step in steps:
+                    if isinstance(step, BaseException):
+                        raise step
+                _, ready, user = steps
                 if job.run_id in self._stopped:
-                    return False
-                await game.start()
-                game_output = _LinePump(game)
-                return job.training or await game_output.wait_ready(job.limits.connect_timeout_s + 10)
-
-            # Three independent steps at once: the files go in, the game starts, the user container is
-            # created (it joins the game's network namespace only when it starts).
-            put_files_task = asyncio.ensure_future(put_files())
-            steps = await asyncio.gather(put_files_task, start_game(), self._create_user(job, names, labels),
-                                         return_exceptions=True)
-            for step in steps:
-                if isinstance(step, BaseException):
-                    raise step
-            _, ready, user = steps
-            if job.run_id in self._stopped:
-                return result
-            if not ready:
-                result.infrastructure_error = "game server did not become ready: " + (
-                    game_output.tail() if game_output else "")
-                return result
-            await user.start()
-            user_output = _OutputPump(user, job.limits.output_kb * 1024)
-            await self._supervise(job, game, user, result)
-            await user_output.finish()
-            result.output_tail = user_output.capture.text()
-            result.output_truncated = user_output.capture.truncated
-            state = (await user.show())["State"]
-            result.oom_killed = bool(state.get("OOMKilled"))
-            result.exit_code = state.get("ExitCode") if not state.get("Running") else None
-            if job.training:
-                result.model = await self._read(game, TRAIN_MODEL_PATH, 512 * 1024 * 1024)
-                await game.kill()
-            else:
-                await game_output.finish()
-                result.game = game_output.result
-                result.log = await self._read(game, "/out/log.json", 64 * 1024 * 1024)
+                    return result
+                if not ready:
+                    result.infrastructure_error = "game server did not become ready: " + (
+                        game_output.tail() if game_output else "")
+                    return result
+                await user.start()
+                user_output = _OutputPump(user, job.limits.output_kb * 1024)
+                await self._wait_for_end(job, game, user, result)
+                if not job.training:
+                    # The game has exited: its log comes out while the script gets its grace.
+                    log_read = asyncio.ensure_future(self._read(game, "/out/log.json", 64 * 1024 * 1024))
+                    await self._end_script(user)
+                await user_output.finish()
+                result.output_tail = user_output.capture.text()
+                result.output_truncated = user_output.capture.truncated
+                state = (await user.show())["State"]
+                result.oom_killed = bool(state.get("OOMKilled"))
+                result.exit_code = state.get("ExitCode") if not state.get("Running") else None
+                if log_read is None:
+                    result.model = await self._read(game, TRAIN_MODEL_PATH, 512 * 1024 * 1024)
+                else:
+                    await game_output.finish()
+                    result.game = game_output.result
+                    result.log = await log_read
         except DockerError as exc:
             result.infrastructure_error = f"Docker: {exc.message}"
+        except TimeoutError:
+            result.infrastructure_error = "Docker engine did not answer in time"
         except (aiohttp.ClientError, OSError) as exc:
             result.infrastructure_error = f"Docker engine not reachable: {exc}"
         finally:
             if game_output is not None:
                 game_output.cancel()
+            if log_read is not None and not log_read.done():
+                log_read.cancel()
             result.stopped = job.run_id in self._stopped
             self._stopped.discard(job.run_id)
             self._active.discard(job.run_id)
             result.duration_s = round(time.monotonic() - started, 3)
             # Shielded: a cancelled run still removes its containers (reconcile catches a crash).
-            with contextlib.suppress(DockerError, aiohttp.ClientError, OSError):
-                await asyncio.shield(self._remove_run(job.run_id, names))
+            with contextlib.suppress(DockerError, aiohttp.ClientError, OSError, TimeoutError):
+                await asyncio.shield(asyncio.wait_for(self._remove_run(job.run_id, names), SETUP_BUDGET_S))
         return result
 
     async def stop(self, run_id: str) -> bool:
@@ -265,7 +289,7 @@ class DockerRuntime:
             manifest = "/out/manifest.json" if job.manifest is not None else None
             command = job.game_command("python3", "/out/log.json", manifest)
         config = {
-            "Image": self.image,
+            "Image": self.image_for(job.game),
             "Cmd": command,
             "User": GAME_UID,
             "WorkingDir": "/opt/lumia",
@@ -293,7 +317,7 @@ class DockerRuntime:
                            "VolumeOptions": {"NoCopy": True}})
         memory = limits.memory_mb * 1024 * 1024
         config = {
-            "Image": self.image,
+            "Image": self.image_for(job.game),
             "Cmd": job.user_command(TRAIN_MODEL_PATH),
             "User": USER_UID,
             "WorkingDir": "/app",
@@ -322,8 +346,8 @@ class DockerRuntime:
         }
         return await self._docker.containers.create(config, name=names.user)
 
-    async def _supervise(self, job: SandboxJob, game, user, result: SandboxResult) -> None:
-        """Wait for the end of the run within its wall-clock limit, then make sure nothing runs."""
+    async def _wait_for_end(self, job: SandboxJob, game, user, result: SandboxResult) -> None:
+        """Wait for the game (training: the script) to end within the run's wall-clock limit."""
         watched = user if job.training else game
         try:
             async with asyncio.timeout(job.limits.wall_s):
@@ -338,16 +362,18 @@ class DockerRuntime:
                     await game.stop(t=int(STOP_GRACE_S))
             with contextlib.suppress(DockerError):
                 await watched.wait()
-        if not job.training:
-            # The game is over: give the script a moment to exit on its own, then end it.
-            try:
-                async with asyncio.timeout(STOP_GRACE_S):
-                    await user.wait()
-            except TimeoutError:
-                with contextlib.suppress(DockerError):
-                    await user.kill()
-                with contextlib.suppress(DockerError):
-                    await user.wait()
+
+    @staticmethod
+    async def _end_script(user) -> None:
+        """The game is over: give the script a moment to exit on its own, then end it."""
+        try:
+            async with asyncio.timeout(STOP_GRACE_S):
+                await user.wait()
+        except TimeoutError:
+            with contextlib.suppress(DockerError):
+                await user.kill()
+            with contextlib.suppress(DockerError):
+                await user.wait()
 
     async def _read(self, container, path: str, limit: int) -> bytes | None:
         try:
@@ -373,9 +399,11 @@ class DockerRuntime:
             containers = [container.id for container in found]
             listed = await self._docker.volumes.list(filters={"label": [f"lumia.run_id={run_id}"]})
             volumes = [volume["Name"] for volume in listed.get("Volumes") or [] if volume["Name"] not in keep]
-        for container in containers:
+        async def delete(container: str) -> None:
             with contextlib.suppress(DockerError):
                 await self._docker.containers.container(container).delete(force=True, v=True)
+
+        await asyncio.gather(*(delete(container) for container in containers))
         for volume in volumes:
             with contextlib.suppress(DockerError):
                 await DockerVolume(self._docker, volume).delete()
