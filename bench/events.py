@@ -19,20 +19,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nats.js.api import AckPolicy, ConsumerConfig  # noqa: E402
+from nats.js.api import AckPolicy, ConsumerConfig
 
-from consumers.loop import ConsumerSpec, run_consumer  # noqa: E402
-from events import RunStarted  # noqa: E402
-from events.bus import Publisher, StreamSettings, connect, ensure_stream, read_history  # noqa: E402
-from events.codec import encode  # noqa: E402
-from lumia.natsserver import EmbeddedNats  # noqa: E402
+from consumers.loop import ConsumerSpec, run_consumer
+from events import RunStarted
+from events.bus import Publisher, StreamSettings, connect, ensure_stream, read_history
+from events.codec import encode
+from lumia.natsserver import EmbeddedNats
 
 
 def _events(prefix: str, count: int) -> list[RunStarted]:
     return [RunStarted(run_id=f"{prefix}{i}", node="bench", runtime="docker") for i in range(count)]
 
 
-async def bench_publish(js, count: int) -> tuple[float, float]:  # noqa: ANN001
+async def bench_publish(js, count: int) -> tuple[float, float]:
     raw_events = _events("raw", count)
     started = time.perf_counter()
     futures = []
@@ -52,7 +52,7 @@ async def bench_publish(js, count: int) -> tuple[float, float]:  # noqa: ANN001
     return raw, ours
 
 
-async def bench_consume(js, count: int) -> tuple[float, float]:  # noqa: ANN001
+async def bench_consume(js, count: int) -> tuple[float, float]:
     await js.add_consumer("LUMIA", ConsumerConfig(durable_name="rawbench", ack_policy=AckPolicy.EXPLICIT,
                                                   filter_subject="lumia.run.*.started", max_ack_pending=-1))
     sub = await js.pull_subscribe_bind("rawbench", stream="LUMIA")
@@ -85,7 +85,7 @@ async def bench_consume(js, count: int) -> tuple[float, float]:  # noqa: ANN001
     return raw, ours
 
 
-async def bench_replay(js) -> float:  # noqa: ANN001
+async def bench_replay(js) -> float:
     started = time.perf_counter()
     count = 0
     async for stored in read_history(js, "LUMIA"):
