@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 import vault
 from api.app import NotFound, UnsupportedMediaType, state_of
 from api.uploads import validate_script
-from events import LogWritten, ModelSaved, StopRequested
+from events import DockerDeleted, LogWritten, ModelSaved, StopRequested
 from events.subjects import token
 from producers.submit import submit_run
 
@@ -133,13 +133,18 @@ async def _delete_docker(request: Request, docker_id: int | None) -> None:
     game = vault.game(body.game)
     publisher = state.require_publisher()
     reason = f"deleted by the backend (dockerId {docker}, game {game})"
+    stopped: list[str] = []
     if state.runs is not None:
         for run in await state.runs.all():
             alive = run.status in ("requested", "running", "stopping")
             if alive and run.docker_id == docker and run.game == game:
                 await publisher.publish(StopRequested(run_id=run.run_id, reason=reason))
+                stopped.append(run.run_id)
     for folder in (state.data.drop_dir(docker, game), state.data.vault_dir(docker, game)):
         shutil.rmtree(folder, ignore_errors=True)
+    # The record of the delete itself (an id per call: two deletes are two facts).
+    await publisher.publish(DockerDeleted(docker_id=docker, game=game, stopped_runs=stopped,  # type: ignore[arg-type]
+                                          reason=reason))
 
 
 _DELETE_DOC = _json_doc({"dockerId": _DOCKER_ID, "game": _GAME}, ["game"], {"dockerId": 3, "game": "SNAKE"},

@@ -206,6 +206,15 @@ class SubmissionRejected(Event, frozen=True, kw_only=True, tag="submission.rejec
     moved_to: str | None = None
 
 
+class DockerDeleted(Event, frozen=True, kw_only=True, tag="docker.deleted"):
+    """The backend deleted a (dockerId, game): its runs were asked to stop and its folders removed."""
+
+    docker_id: int
+    game: Game
+    stopped_runs: list[str] = []
+    reason: str = ""
+
+
 class DeadLettered(Event, frozen=True, kw_only=True, tag="dead_lettered"):
     consumer: str
     stream_seq: int
@@ -232,6 +241,7 @@ AnyEvent = (
     | BackendNotified
     | TrainingFinished
     | SubmissionRejected
+    | DockerDeleted
     | DeadLettered
 )
 

@@ -11,6 +11,7 @@ import re
 from events.model import (
     BackendNotified,
     DeadLettered,
+    DockerDeleted,
     Event,
     LogForwarded,
     LogForwardFailed,
@@ -70,6 +71,8 @@ def subject_for(event: Event) -> str:
             return f"{ROOT}.training.finished.{token(event.game, 'game')}.{token(event.user_id, 'user id')}"
         case SubmissionRejected():
             return f"{ROOT}.rejected.{token(event.source, 'source')}"
+        case DockerDeleted():
+            return f"{ROOT}.docker.{token(event.docker_id, 'docker id')}.{token(event.game, 'game')}.deleted"
         case DeadLettered():
             return f"{ROOT}.dlq.{token(event.consumer, 'consumer')}"
     raise TypeError(f"no subject for {type(event).__name__}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from events import (
     BackendNotified,
     DeadLettered,
+    DockerDeleted,
     Event,
     LogForwarded,
     LogForwardFailed,
@@ -60,6 +61,8 @@ def describe(event: Event) -> str:
             return f"training_finished {event.game} for {event.user_id} ({event.size} bytes)"
         case SubmissionRejected():
             return f"rejected    ({event.source}) {event.path or ''}: {event.reason}"
+        case DockerDeleted():
+            return f"deleted     dockerId {event.docker_id} {event.game}: stopped {len(event.stopped_runs)} run(s)"
         case DeadLettered():
             return f"dead_letter {event.consumer} seq {event.stream_seq} ({event.subject}): {event.reason}"
     return type(event).__name__

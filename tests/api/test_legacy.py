@@ -66,6 +66,8 @@ async def test_rundocker_takes_the_file_the_backend_dropped(api: Api):
     assert len(stops) == 2 and all("dockerId 3, game snake" in s["event"]["reason"] for s in stops)
     alias = await api.http.request("DELETE", "/api/delete/docker", json={"game": "connect4", "dockerId": 3})
     assert alias.status_code == 200 and not other.exists()
+    deletes = (await api.http.get("/v1/events", params={"subject": "lumia.docker.3.>"})).json()["events"]
+    assert [(d["event"]["game"], len(d["event"]["stopped_runs"])) for d in deletes] == [("snake", 2), ("connect4", 0)]
 
 
 async def test_upload_ties_scripts_to_users_under_concurrency(api: Api):
