@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import httpx
-
+from consumers.backend import BackendClient, BackendUnavailable
 from consumers.loop import ConsumerSpec, Reject, Retry, delivery_attempt
 from events import LogForwarded, LogForwardFailed, LogWritten
 from events.bus import Publisher
@@ -58,10 +57,9 @@ def prepare_log(raw: bytes, user_id: str, game: str) -> bytes:
 
 @dataclass(frozen=True)
 class ForwarderDeps:
-    http: httpx.AsyncClient
+    backend: BackendClient
     publisher: Publisher
     data: DataDir
-    backend_url: str
 
 
 async def forward_log(event: LogWritten, deps: ForwarderDeps) -> None:
@@ -79,22 +77,17 @@ async def forward_log(event: LogWritten, deps: ForwarderDeps) -> None:
         await _failed(event, deps, None, f"invalid log: {exc}", attempt)
         raise Reject(f"invalid log {event.path}: {exc}") from None
     try:
-        response = await deps.http.post(
-            f"{deps.backend_url}/api/game/upload",
-            files={"file": (f"{event.game}.json", body, "application/json")},
-            data={"userId": event.user_id, "game": event.game},
-            headers={"Idempotency-Key": event.event_id},
-        )
-    except httpx.HTTPError as exc:
-        raise Retry(f"backend unreachable: {exc!r}") from None
-    if response.status_code == 429 or response.status_code >= 500:
-        raise Retry(f"backend answered {response.status_code}: {response.text[:200]}")
-    if response.status_code >= 400:
-        reason = f"backend refused the log ({response.status_code}): {response.text[:500]}"
-        await _failed(event, deps, response.status_code, reason, attempt)
+        answer = await deps.backend.upload_log(event.user_id, event.game, body, key=event.event_id)
+    except BackendUnavailable as exc:
+        raise Retry(f"backend unreachable: {exc}") from None
+    if answer.retryable:
+        raise Retry(f"backend answered {answer.status}: {answer.text[:200]}")
+    if answer.refused:
+        reason = f"backend refused the log ({answer.status}): {answer.text[:500]}"
+        await _failed(event, deps, answer.status, reason, attempt)
         raise Reject(reason)
     await deps.publisher.publish(LogForwarded(run_id=event.run_id, user_id=event.user_id, game=event.game,
-                                              sha256=event.sha256, status=response.status_code,
+                                              sha256=event.sha256, status=answer.status,
                                               attempts=attempt, cause_id=event.event_id))
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-import httpx
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from consumers.backend import BackendClient, BackendUnavailable
 from consumers.loop import ConsumerSpec, Reject, Retry
 from events import BackendNotified, ModelSaved, TrainingFinished
 from events.bus import Publisher
@@ -24,9 +24,8 @@ from events.subjects import MODEL_SAVED, subject_for
 
 @dataclass(frozen=True)
 class TrainingDeps:
-    http: httpx.AsyncClient
+    backend: BackendClient
     publisher: Publisher
-    backend_url: str
     js: JetStreamContext
     stream: str
 
@@ -49,19 +48,15 @@ async def notify_training_finished(event: ModelSaved, deps: TrainingDeps) -> Non
     if await _already_notified(deps, notice):
         return  # a later save of the same run's model: the backend was told once already
     try:
-        response = await deps.http.put(
-            f"{deps.backend_url}/api/training/change-status",
-            data={"dockerId": str(event.docker_id), "userId": event.user_id,
-                  "gameName": event.game.upper(), "status": "True"},
-            headers={"Idempotency-Key": f"training.{cause}"},
-        )
-    except httpx.HTTPError as exc:
-        raise Retry(f"backend unreachable: {exc!r}") from None
-    if response.status_code == 429 or response.status_code >= 500:
-        raise Retry(f"backend answered {response.status_code}")
-    if response.status_code >= 400:
-        raise Reject(f"backend refused the training status ({response.status_code}): {response.text[:500]}")
-    await deps.publisher.publish(msgspec.structs.replace(notice, status=response.status_code))
+        answer = await deps.backend.change_training_status(event.docker_id, event.user_id, event.game,
+                                                           key=f"training.{cause}")
+    except BackendUnavailable as exc:
+        raise Retry(f"backend unreachable: {exc}") from None
+    if answer.retryable:
+        raise Retry(f"backend answered {answer.status}")
+    if answer.refused:
+        raise Reject(f"backend refused the training status ({answer.status}): {answer.text[:500]}")
+    await deps.publisher.publish(msgspec.structs.replace(notice, status=answer.status))
     await deps.publisher.publish(TrainingFinished(run_id=event.run_id, docker_id=event.docker_id, game=event.game,
                                                   user_id=event.user_id, model_name=PurePosixPath(event.path).name,
                                                   size=event.size, sha256=event.sha256, cause_id=cause))

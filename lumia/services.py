@@ -16,9 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
-
 from consumers import deadletters, forwarder, lifecycle, projection, training
+from consumers.backend import BackendClient
 from consumers.lifecycle.sandbox import Runtime
 from consumers.loop import ConsumerSpec, run_consumer
 from events import RunFailed, RunRemoved
@@ -86,10 +85,10 @@ async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio
             specs += lifecycle.consumer_specs(deps)
             tasks.append(lambda: run_watchers(settings, publisher, stop))
         if "forwarder" in roles:
-            http = httpx.AsyncClient(timeout=settings.backend_timeout_s)
-            stack.push_async_callback(http.aclose)
-            specs += forwarder.consumer_specs(forwarder.ForwarderDeps(http, publisher, data, settings.backend_url))
-            notifier = training.TrainingDeps(http, publisher, settings.backend_url, js, settings.stream)
+            backend = BackendClient(settings.backend_url, settings.backend_timeout_s)
+            stack.push_async_callback(backend.close)
+            specs += forwarder.consumer_specs(forwarder.ForwarderDeps(backend, publisher, data))
+            notifier = training.TrainingDeps(backend, publisher, js, settings.stream)
             specs += training.consumer_specs(notifier)
             await deadletters.ensure_advisory_stream(js, settings.stream, settings.stream_replicas)
             specs += deadletters.consumer_specs(deadletters.DeadLetterDeps(js, publisher), settings.stream)

@@ -93,6 +93,12 @@ class BackendStandIn:
     def _build(self) -> FastAPI:
         app = FastAPI(title="Lumia backend stand-in")
 
+        @app.get("/_requests")
+        async def recorded() -> list[dict[str, Any]]:
+            """What was received, for a stand-in running in another process (benchmarks)."""
+            return [{"method": r.method, "path": r.path, "key": r.idempotency_key, "fields": r.fields,
+                     "status": r.status, "at": r.at} for r in self.requests]
+
         @app.post("/api/game/upload")
         async def upload(request: Request) -> Response:
             form = await request.form()
@@ -173,3 +179,12 @@ class StandInServer:
             with contextlib.suppress(RuntimeError):
                 self._thread.join(10)
         self._server = self._thread = None
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the backend stand-in until interrupted.")
+    parser.add_argument("--port", type=int, default=8000)
+    uvicorn.run(BackendStandIn().app, host="127.0.0.1", port=parser.parse_args().port, log_level="warning",
+                access_log=False)
