@@ -238,6 +238,9 @@ def create_app(settings: Settings, *, connect_nats: bool = True) -> FastAPI:
         description="Runs Lumia user scripts in sandboxes. Legacy endpoints keep the old cluster manager's "
                     "paths and fields for the Java backend; /v1 is the versioned API.",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry hooks cost about a third of a request here and export
+        # nothing without a configured provider; GET /metrics is the project's metrics surface.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.lumia = ApiState(settings=settings, data=data, uploads=UploadStore(data.uploads))
     _install_error_handlers(app)
