@@ -6,12 +6,13 @@ They never run containers or call the backend themselves.
 Errors raised anywhere below the routes are ours and are answered from ``ERROR_STATUS``::
 
     InvalidInput, InvalidId, ScriptRejected, msgspec errors   422  (the message states the rule)
+    RecursionError (JSON nested too deeply)                   422
     ScriptTooLarge, and any body over the limit              413
     UnsupportedMediaType                                     415
     NoUpload                                                 400  (legacy text: No .py files found in uploads/)
     AmbiguousUpload                                          409
     NotFound                                                 404
-    BrokerUnavailable                                        503  with Retry-After
+    BrokerUnavailable, nats errors                           503  with Retry-After
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import msgspec
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,12 +87,14 @@ ERROR_STATUS: dict[type[Exception], int] = {
     ScriptRejected: 422,
     msgspec.ValidationError: 422,
     msgspec.DecodeError: 422,
+    RecursionError: 422,  # JSON nested thousands deep: msgspec and json give up by recursion
     ScriptTooLarge: 413,
     UnsupportedMediaType: 415,
     NoUpload: 400,
     AmbiguousUpload: 409,
     NotFound: 404,
     BrokerUnavailable: 503,
+    NatsError: 503,  # a NATS call that failed mid-request (timeout, reconnecting): same as unavailable
 }
 RETRY_AFTER_S = "2"
 GAME_LOG_BODY_LIMIT = 8 * 1024 * 1024
@@ -102,7 +106,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
         async def handler(_request: Request, exc: Exception, status: int = status,
                           headers: dict[str, str] | None = headers) -> JSONResponse:
-            detail = str(exc) if status != 503 else f"event stream unavailable, try again: {exc}"
+            if isinstance(exc, RecursionError):
+                detail = "the body is nested too deeply"
+            elif status == 503:
+                detail = (f"event stream unavailable ({exc or type(exc).__name__}). The request may or may not "
+                          "have been recorded: retry it with the same Idempotency-Key and it is stored once")
+            else:
+                detail = str(exc)
             return _error(status, detail, headers)
 
         app.add_exception_handler(error, handler)

@@ -19,7 +19,7 @@ from api.app import NotFound, UnsupportedMediaType, state_of
 from api.uploads import validate_script
 from events import DockerDeleted, LogWritten, ModelSaved, StopRequested
 from events.subjects import token
-from producers.submit import submit_run
+from producers.submit import stable_run_id, submit_run
 
 router = APIRouter(tags=["legacy"])
 
@@ -121,7 +121,10 @@ async def rundocker(request: Request) -> None:
     limit = state.settings.max_script_bytes
     async with state.uploads.claim(user, upload_id, max_bytes=limit) as (upload, script):
         text = validate_script(script, upload.name, limit)
-        await submit_run(publisher, state.data, user_id=user, game=game, docker_id=docker,
+        # The same upload retried after a 503 (put back unchanged) maps to the same run: stored once.
+        run_id = stable_run_id("legacy", request.headers.get("idempotency-key") or "", user, game, docker,
+                               body.isTraining, upload.upload_id, upload.stamp, vault.sha256(script))
+        await submit_run(publisher, state.data, user_id=user, game=game, docker_id=docker, run_id=run_id,
                          training=body.isTraining, script=text, script_name=upload.name, source="legacy")
     return None
 
@@ -222,6 +225,8 @@ async def training_finished(request: Request, dockerId: Annotated[int, Form()], 
     publisher = state.require_publisher()
     path = state.data.model_path(docker, game, user)
     content = path.read_bytes() if path.is_file() else b""
+    if not content:
+        raise NotFound("Model file not found")  # never tell the backend "trained" without a model
     await publisher.publish(ModelSaved(
         docker_id=docker, game=game, user_id=user, path=state.data.relative(path),  # type: ignore[arg-type]
         size=len(content), sha256=vault.sha256(content)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -101,6 +102,7 @@ class Upload:
     size: int
     sha256: str
     path: Path
+    stamp: int = 0  # mtime_ns when taken: the same file put back after a failure keeps it
 
 
 class UploadStore:
@@ -154,7 +156,7 @@ class UploadStore:
                 os.replace(candidate.path, claimed)  # atomic: only one taker can win
             except FileNotFoundError:
                 continue
-            return candidate, claimed
+            return dataclasses.replace(candidate, stamp=claimed.stat().st_mtime_ns), claimed
         if upload_id is not None:
             raise NoUpload(f"upload {upload_id} does not exist or belongs to another user")
         raise NoUpload("No .py files found in uploads/")

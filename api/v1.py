@@ -24,7 +24,7 @@ from events import RunRequested, StopRequested
 from events.bus import read_history
 from events.codec import MalformedEvent, UnknownEvent, decode, to_builtins
 from events.subjects import ALL, ROOT, run_subject, token
-from producers.submit import submit_run
+from producers.submit import stable_run_id, submit_run
 
 router = APIRouter()
 
@@ -130,9 +130,12 @@ async def create_run(request: Request) -> JSONResponse:
         raise vault.InvalidInput(f"seed must be an integer from 0 to {MAX_SEED}")
     text = validate_script(raw, name, state.settings.max_script_bytes)
     # No AI-Vault copy: that folder belongs to the Java backend's dockerIds; /v1 restarts read the stream.
+    key = request.headers.get("idempotency-key")
+    # With an Idempotency-Key a retried request (say after a 503) is the same run, stored once.
+    run_id = stable_run_id("v1", user, key, vault.sha256(raw)) if key else None
     event = await submit_run(state.require_publisher(), state.data, user_id=user, game=game, docker_id=docker,
                              training=body.training, script=text, script_name=display_name(name),
-                             source="api", seed=body.seed, keep_in_vault=False)
+                             source="api", seed=body.seed, keep_in_vault=False, run_id=run_id)
     state.metrics["runs_submitted"] = state.metrics.get("runs_submitted", 0) + 1
     location = f"/v1/runs/{event.run_id}"
     return JSONResponse({"runId": event.run_id, "status": "requested", "seed": event.seed,

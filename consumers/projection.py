@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NotFoundError
 
 from consumers.loop import ConsumerSpec, current_sequence
 from events import (
@@ -153,7 +153,7 @@ class RunStore:
     async def all(self) -> list[RunState]:
         try:
             keys = await self.kv.keys()  # type: ignore[attr-defined]
-        except Exception:  # nats raises NoKeysError on an empty bucket
+        except NoKeysError:  # an empty bucket
             return []
         states = [await self.get(key) for key in keys]
         return [state for state in states if state is not None]

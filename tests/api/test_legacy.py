@@ -184,3 +184,25 @@ async def test_game_data_training_finished_and_getfile(api: Api):
     hostile = await api.http.get("/api/getfile", params={"userId": "../../../etc", "game": "image", "dockerId": 4})
     assert hostile.status_code == 422
     assert leftovers(api.settings) == sorted([f"logs/{USER_A}/snake.json", f"train/4/image/{USER_A}/model.pt"])
+
+
+async def test_a_rundocker_retried_after_a_lost_ack_is_one_run(api: Api, nats_server):
+    """NATS freezes mid-request: the API cannot confirm (503) although the request may be stored; the
+    Java backend calls again once NATS is back, and exactly one run exists."""
+    import signal
+
+    (api.settings.data_dir / "uploads" / "bot.py").write_bytes(GOOD_SCRIPT)
+    body = {"dockerId": 4, "game": "SNAKE", "userId": USER_A, "isTraining": False}
+    nats_server.process.send_signal(signal.SIGSTOP)
+    try:
+        frozen = await api.http.post("/api/rundocker", json=body, timeout=60)
+    finally:
+        nats_server.process.send_signal(signal.SIGCONT)
+    assert frozen.status_code == 503 and "Idempotency-Key" in frozen.json()["detail"]
+    assert frozen.headers["retry-after"]
+    await asyncio.sleep(2)  # the client reconnects and flushes what it had buffered
+    retried = await api.http.post("/api/rundocker", json=body, timeout=60)
+    assert retried.status_code == 200, retried.text
+    await asyncio.sleep(1)
+    events = await _requested(api)
+    assert len(events) == 1, [e["run_id"] for e in events]
