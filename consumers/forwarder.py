@@ -16,7 +16,7 @@ from consumers.loop import ConsumerSpec, Reject, Retry, delivery_attempt
 from events import LogForwarded, LogForwardFailed, LogWritten
 from events.bus import Publisher
 from events.subjects import LOG_WRITTEN
-from vault import DataDir
+from vault import DataDir, sha256
 
 ENVELOPE_KEYS = ("timestamp", "gameType", "userId", "gameId", "message", "gameStates")
 ALLOWED_KEYS = {*ENVELOPE_KEYS, "logLevel", "id"}
@@ -71,6 +71,10 @@ async def forward_log(event: LogWritten, deps: ForwarderDeps) -> None:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise Retry(f"{event.path} is not there yet", after=1.0) from None
+    if sha256(raw) != event.sha256:
+        # The file was replaced by a newer log (which has its own event): this one is gone, say so.
+        await _failed(event, deps, None, f"superseded: {event.path} now holds a newer log", attempt)
+        return
     try:
         body = prepare_log(raw, event.user_id, event.game)
     except InvalidLog as exc:

@@ -92,8 +92,8 @@ async def run_demo(settings: Settings, game: str = "snake", script: Path | None 
         async for stored in read_history(nc.jetstream(), settings.stream, run_subject(run_id)):
             print("  " + line(stored))
         await nc.close()
-        log_path = settings.data_dir / (state.get("log_path") or "")
-        print(f"\nlog: {log_path}")
+        legacy = settings.data_dir / "logs" / DEMO_USER / f"{game}.json"
+        print(f"\nlog: {legacy} (this run's own copy: {settings.data_dir / (state.get('log_path') or '')})")
         for upload in backend.backend.uploads(DEMO_USER):
             document = upload.document or {}
             print(f"backend received: POST /api/game/upload file={upload.file_name} "

@@ -5,7 +5,8 @@ Every path is built here from validated ids, so no request field or file name ev
     <data>/uploads/<uploadId>.py + .json     scripts uploaded through POST /upload
     <data>/DeliveringQueue/<dockerId>/<game>/ drop folder watched by producers/
     <data>/AI-Vault/<dockerId>/<game>/        durable copy: <userId>.txt + <userId>_<game>.py
-    <data>/logs/<userId>/<game>.json          game logs (written by the runner only)
+    <data>/logs/<userId>/<game>.json          the latest game log of a user and game (legacy layout)
+    <data>/runs/<runId>/log.json              each run's own log, kept (what was forwarded, /v1/runs/{id}/log)
     <data>/train/<dockerId>/<game>/<userId>/model.pt
     <data>/nats/                              embedded nats-server store
 """
@@ -95,6 +96,15 @@ class DataDir:
     @property
     def train(self) -> Path:
         return self.root / "train"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run_log_path(self, run_id: str) -> Path:
+        if not run_id or not run_id.replace("-", "").replace("_", "").isalnum() or len(run_id) > 64:
+            raise InvalidInput("run id must be 1-64 characters of A-Z a-z 0-9 _ -")
+        return self.runs / run_id / "log.json"
 
     @property
     def nats_store(self) -> Path:

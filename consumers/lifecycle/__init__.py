@@ -151,15 +151,17 @@ def dataset_dir(settings: Settings, data: DataDir, purpose: str) -> Path:
 
 
 async def _store_log(event: RunRequested, log_bytes: bytes, deps: LifecycleDeps) -> None:
-    path = deps.data.log_path(event.user_id, event.game)
-    outcome = _outcome_of(log_bytes)
+    """Keep the run's own copy (the next run of this user and game replaces the legacy file, not
+    this), announce it, then update the legacy ``logs/<userId>/<game>.json``."""
+    own = deps.data.run_log_path(event.run_id)
+    vault.atomic_write(own, log_bytes)
     written = LogWritten(run_id=event.run_id, user_id=event.user_id, game=event.game,
-                         path=deps.data.relative(path),
-                         size=len(log_bytes), sha256=vault.sha256(log_bytes), outcome=outcome)
-    # Announce before the rename: the file watcher's copy of this event then carries the same id
-    # and is dropped as a duplicate, so the run's own event (with its run id) is the one kept.
+                         path=deps.data.relative(own), size=len(log_bytes), sha256=vault.sha256(log_bytes),
+                         outcome=_outcome_of(log_bytes))
+    # Announce before the legacy file appears: the file watcher's event for it has the same id and is
+    # dropped as a duplicate, so the run's own event (with its run id) is the one kept.
     await deps.publisher.publish(written)
-    vault.atomic_write(path, log_bytes)
+    vault.atomic_write(deps.data.log_path(event.user_id, event.game), log_bytes)
 
 
 def _outcome_of(log_bytes: bytes) -> str | None:

@@ -95,3 +95,27 @@ async def test_v1_runs_flow_runs_the_bot_and_delivers_its_log(settings_for, back
         await _assert_delivered(http, api, backend, run_id)
         log = await http.get(f"{api}/v1/runs/{run_id}/log")
         assert log.status_code == 200 and log.json()["userId"] == USER
+
+
+async def test_two_runs_of_one_user_keep_their_own_logs_while_the_backend_is_down(settings_for, backend,
+                                                                                  docker_available):
+    settings = settings_for(backend_url=backend.url, api_port=free_port())
+    api = f"http://127.0.0.1:{settings.api_port}"
+    backend.backend.fail(503, seconds=8)  # both logs wait for the backend
+    script = (FIXTURES / "legacy_snake_bot.py").read_text()
+    async with running_services(settings, ("api", "runner", "forwarder")), httpx.AsyncClient(timeout=30) as http:
+        run_ids = []
+        for seed in (1, 2):
+            response = await http.post(f"{api}/v1/runs", json={"userId": USER, "game": "snake", "script": script,
+                                                               "seed": seed})
+            run_ids.append(response.json()["runId"])
+            await eventually(lambda run=run_ids[-1]: _exited(http, api, run), timeout=60)
+        await eventually(lambda: _async(len(backend.backend.uploads(USER)) >= 2), timeout=60)
+        logs = [(await http.get(f"{api}/v1/runs/{run}/log")).json() for run in run_ids]
+    assert logs[0] != logs[1]  # two different games (seeds 1 and 2), each log served for its own run
+    delivered = sorted(json.dumps(upload.document, sort_keys=True) for upload in backend.backend.uploads(USER))
+    assert delivered == sorted(json.dumps(log, sort_keys=True) for log in logs)  # each run's own log went out
+
+
+async def _exited(http: httpx.AsyncClient, api: str, run_id: str) -> bool:
+    return (await http.get(f"{api}/v1/runs/{run_id}")).json().get("log_path") is not None
