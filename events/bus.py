@@ -122,6 +122,10 @@ class Publisher:
         self._timeout = timeout
         self._attempts = attempts
 
+    @property
+    def js(self) -> JetStreamContext:
+        return self._js
+
     async def publish(self, event: Event) -> int:
         """Store ``event``; return its stream sequence. Raises ``BrokerUnavailable`` if it could not."""
         subject = subject_for(event)

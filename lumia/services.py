@@ -22,6 +22,7 @@ from consumers.lifecycle.sandbox import Runtime
 from consumers.loop import ConsumerSpec, run_consumer
 from events import RunFailed, RunRemoved
 from events.bus import Publisher, StreamSettings, connect, ensure_stream
+from events.ledger import FileLedger
 from lumia.config import Settings
 from producers.watcher import run_watchers
 from vault import DataDir
@@ -80,10 +81,12 @@ async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio
                 runtime = choice.runtime
                 notes.append(choice.note)
                 stack.push_async_callback(runtime.close)
-            deps = lifecycle.LifecycleDeps(runtime=runtime, publisher=publisher, js=js, data=data, settings=settings)
+            ledger = FileLedger(js, settings.stream_replicas)
+            deps = lifecycle.LifecycleDeps(runtime=runtime, publisher=publisher, js=js, data=data, settings=settings,
+                                           ledger=ledger)
             await _reconcile(deps)
             specs += lifecycle.consumer_specs(deps)
-            tasks.append(lambda: run_watchers(settings, publisher, stop))
+            tasks.append(lambda: run_watchers(settings, publisher, stop, ledger=ledger))
         if "forwarder" in roles:
             backend = BackendClient(settings.backend_url, settings.backend_timeout_s)
             stack.push_async_callback(backend.close)

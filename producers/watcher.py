@@ -44,6 +44,7 @@ import vault
 from consumers.forwarder import InvalidLog, prepare_log
 from events import LogWritten, ModelSaved, SubmissionRejected
 from events.bus import BrokerUnavailable
+from events.ledger import FileLedger
 from producers.submit import submit_run
 from vault import DataDir, InvalidInput
 
@@ -98,7 +99,8 @@ class WatchOptions:
 
 
 async def run_watchers(settings: Settings, publisher: Publisher, stop: asyncio.Event, *,
-                       force_polling: bool | None = None, options: WatchOptions | None = None) -> None:
+                       force_polling: bool | None = None, options: WatchOptions | None = None,
+                       ledger: FileLedger | None = None) -> None:
     """Watch the drop folder, logs and train trees of ``settings.data_dir`` until ``stop`` is set.
 
     ``force_polling`` overrides ``LUMIA_WATCH_POLLING``; ``options`` defaults to ``WatchOptions.from_env()``.
@@ -108,7 +110,8 @@ async def run_watchers(settings: Settings, publisher: Publisher, stop: asyncio.E
     if force_polling is not None:
         opts = replace(opts, force_polling=force_polling)
     data = _prepare_data_dir(Path(settings.data_dir))
-    watcher = _Watcher(data, publisher, settings.max_script_bytes, opts)
+    ledger = ledger or FileLedger(publisher.js, settings.stream_replicas)
+    watcher = _Watcher(data, publisher, settings.max_script_bytes, opts, ledger)
     await watcher.run(stop)
 
 
@@ -131,6 +134,7 @@ class _Watcher:
     publisher: Publisher
     max_script_bytes: int
     opts: WatchOptions
+    ledger: FileLedger
     pending: dict[Path, _Pending] = field(default_factory=dict)
     done: dict[Path, object] = field(default_factory=dict)         # signature last handled per path
     first_seen: dict[Path, float] = field(default_factory=dict)    # drop-folder scripts waiting for a flag
@@ -329,14 +333,18 @@ class _Watcher:
             return await self._reject(path, "logs", f"unreadable: {exc}", user_id=uid, game=game)
         if not self._unchanged(path, info):
             return _Result.WAIT
+        digest = vault.sha256(raw)
+        if await self.ledger.announced(self._rel(path), digest):
+            return _Result.DONE  # announced before (by a run, or before a restart): never twice
         try:
             document = json.loads(prepare_log(raw, uid, game))
         except InvalidLog as exc:
             return await self._reject(path, "logs", f"invalid log: {exc}", user_id=uid, game=game)
         await self.publisher.publish(LogWritten(
             run_id=None, user_id=uid, game=game,  # type: ignore[arg-type]
-            path=self._rel(path), size=len(raw), sha256=vault.sha256(raw), outcome=document.get("message"),
+            path=self._rel(path), size=len(raw), sha256=digest, outcome=document.get("message"),
         ))
+        await self.ledger.record(self._rel(path), digest)
         return _Result.DONE
 
     # ---- models ----------------------------------------------------------------------------------
@@ -362,10 +370,13 @@ class _Watcher:
             return _Result.WAIT
         if problem:
             return await self._reject(path, "models", problem, user_id=uid, game=game)
+        if await self.ledger.announced(self._rel(path), digest):
+            return _Result.DONE
         await self.publisher.publish(ModelSaved(
             run_id=None, docker_id=did, game=game, user_id=uid,  # type: ignore[arg-type]
             path=self._rel(path), size=size, sha256=digest, training=True,
         ))
+        await self.ledger.record(self._rel(path), digest)
         return _Result.DONE
 
     # ---- drop folder -----------------------------------------------------------------------------

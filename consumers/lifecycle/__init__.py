@@ -19,6 +19,7 @@ from consumers.lifecycle.sandbox import TRAIN_DATASET_DIR, Runtime, SandboxJob, 
 from consumers.loop import ConsumerSpec, Reject
 from events import LogWritten, ModelSaved, RunExited, RunFailed, RunRequested, RunStarted, StopRequested
 from events.bus import Publisher
+from events.ledger import FileLedger
 from events.subjects import RUN_REQUESTED, RUN_STOP_REQUESTED, run_subject
 from lumia.config import Settings
 from vault import DataDir
@@ -33,6 +34,7 @@ class LifecycleDeps:
     js: JetStreamContext
     data: DataDir
     settings: Settings
+    ledger: FileLedger
 
 
 async def start_run(event: RunRequested, deps: LifecycleDeps) -> None:
@@ -81,10 +83,12 @@ async def record_result(event: RunRequested, job: SandboxJob, result: SandboxRes
         await _store_log(event, result.log, deps)
     if model_ok and result.model is not None:
         path = deps.data.model_path(event.docker_id, event.game, event.user_id)
+        digest = vault.sha256(result.model)
+        await deps.ledger.record(deps.data.relative(path), digest)  # before the watcher can see it
         vault.atomic_write(path, result.model)
         await deps.publisher.publish(ModelSaved(
             run_id=event.run_id, docker_id=event.docker_id, game=event.game, user_id=event.user_id,
-            path=deps.data.relative(path), size=len(result.model), sha256=vault.sha256(result.model),
+            path=deps.data.relative(path), size=len(result.model), sha256=digest,
         ))
 
 
@@ -161,7 +165,9 @@ async def _store_log(event: RunRequested, log_bytes: bytes, deps: LifecycleDeps)
     # Announce before the legacy file appears: the file watcher's event for it has the same id and is
     # dropped as a duplicate, so the run's own event (with its run id) is the one kept.
     await deps.publisher.publish(written)
-    vault.atomic_write(deps.data.log_path(event.user_id, event.game), log_bytes)
+    legacy = deps.data.log_path(event.user_id, event.game)
+    await deps.ledger.record(deps.data.relative(legacy), written.sha256)  # the watcher: already announced
+    vault.atomic_write(legacy, log_bytes)
 
 
 def _outcome_of(log_bytes: bytes) -> str | None:

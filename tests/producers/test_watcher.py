@@ -155,6 +155,25 @@ async def test_files_present_at_start_are_published_once_across_restarts(harness
     assert await harness.count() == 5
 
 
+async def test_a_restart_long_after_the_duplicate_window_republishes_nothing(harness: Harness) -> None:
+    """The ledger, not the duplicate window, remembers what was announced: after the stream is made
+    anew (no duplicate history at all), a restarted watcher over the same files announces nothing."""
+    from events.bus import StreamSettings, ensure_stream
+
+    for n in range(3):
+        put(harness.data / "logs" / uid(n) / "snake.json", log_body())
+    first = harness.start_watcher()
+    await harness.wait_for(lambda: _count_reached(harness, 3), what="3 messages")
+    await harness.stop_watcher(first)
+    await harness.js.delete_stream(harness.stream)  # type: ignore[attr-defined]
+    await ensure_stream(harness.js, StreamSettings(name=harness.stream))  # type: ignore[arg-type]
+    harness.start_watcher()
+    put(harness.data / "logs" / uid(9) / "snake.json", log_body())  # a genuinely new log still goes out
+    await harness.wait_for(lambda: _count_reached(harness, 1), what="the new log")
+    await settle(harness, harness.options.quiet_s * 4)
+    assert await harness.count() == 1
+
+
 async def test_a_thousand_logs_at_once_each_published_exactly_once(harness: Harness) -> None:
     harness.start_watcher()
     for n in range(1000):
