@@ -133,6 +133,8 @@ async def _delete_docker(request: Request, docker_id: int | None) -> None:
     state = state_of(request)
     body: DeleteBody = await _json_body(request, DeleteBody)
     docker = vault.docker_id(docker_id if docker_id is not None else body.dockerId)
+    if docker_id is not None and body.dockerId is not None and vault.docker_id(body.dockerId) != docker:
+        raise vault.InvalidInput(f"dockerId in the body ({body.dockerId}) differs from the path ({docker_id})")
     game = vault.game(body.game)
     publisher = state.require_publisher()
     reason = f"deleted by the backend (dockerId {docker}, game {game})"

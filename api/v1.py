@@ -113,7 +113,7 @@ async def create_run(request: Request) -> JSONResponse:
         name = upload.filename
         body = RunBody(userId=_form_text(form.get("userId")), game=_form_text(form.get("game")), script="",
                        dockerId=_form_int(form.get("dockerId"), "dockerId", 1),
-                       training=_form_text(form.get("training", "false")).lower() in ("1", "true", "yes", "on"),
+                       training=_form_bool(form.get("training"), "training"),
                        seed=_form_int(form.get("seed"), "seed", None), scriptName=display_name(name))
     elif content_type.startswith("application/json"):
         try:
@@ -144,6 +144,15 @@ async def create_run(request: Request) -> JSONResponse:
 
 
 _run_body = msgspec.json.Decoder(RunBody)
+
+
+def _form_bool(value: object, name: str) -> bool:
+    text = _form_text(value).strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise vault.InvalidInput(f"{name} must be true or false")
 
 
 def _form_text(value: object) -> str:

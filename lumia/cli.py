@@ -376,9 +376,9 @@ async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{event.stream_seq:>7}  {event.consumer:<12} {event.subject}  {event.reason}")
             print(f"{len(letters)} dead letter(s)")
             return 0
+        if args.seq not in {letter.event.stream_seq for letter in letters}:
+            raise CliError(f"stream sequence {args.seq} is not a dead letter (see `lumia dlq ls`)")
         original = await js.get_msg(settings.stream, seq=args.seq)
-        if original is None or not original.data:
-            raise CliError(f"no message at stream sequence {args.seq}")
         # Re-drive: publish the original event again under a fresh message id (a deliberate retry).
         headers = {"Nats-Msg-Id": f"redrive.{args.seq}.{int(time.time())}"}
         ack = await js.publish(original.subject, original.data, headers=headers)

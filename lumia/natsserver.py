@@ -47,6 +47,13 @@ class EmbeddedNats:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+            try:  # another server answering on the port would look like ours being ready
+                probe.bind(("127.0.0.1", self.port))
+            except OSError:
+                raise NatsServerError(f"port {self.port} is already in use (another nats-server? "
+                                      "set LUMIA_NATS_URL to use it)") from None
         self.store_dir.mkdir(parents=True, exist_ok=True)
         command = [find_binary()]
         if self.conf is not None and self.conf.exists():

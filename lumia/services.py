@@ -162,11 +162,15 @@ async def _serve_api(settings: Settings, stop: asyncio.Event, listening: asyncio
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port,
                                            log_level="warning", lifespan="on"))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # lumia owns the signals
-    serve = asyncio.create_task(server.serve())
+    async def serve_quietly() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn's way of saying it could not start
+            await server.serve()
+
+    serve = asyncio.create_task(serve_quietly())
     while not server.started:
-        if serve.done():
-            serve.result()
-            raise RuntimeError(f"the API could not listen on {settings.api_host}:{settings.api_port}")
+        if serve.done():  # uvicorn logged why and ended with SystemExit
+            raise OSError(f"the API could not listen on {settings.api_host}:{settings.api_port} "
+                          "(address in use? set LUMIA_API_PORT)")
         await asyncio.sleep(0.02)
     listening.set()
     await stop.wait()

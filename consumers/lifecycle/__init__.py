@@ -98,7 +98,13 @@ async def stop_run(event: StopRequested, deps: LifecycleDeps) -> None:
 
 def build_job(event: RunRequested, settings: Settings, data: DataDir, *, dataset: Path | None = None,
               model: Path | None = None) -> SandboxJob:
-    """What the sandbox needs: the script, and for the image game the model or the data set."""
+    """What the sandbox needs: the script, and for the image game the model or the data set.
+
+    The request is checked again here: events can reach the stream without the API (another
+    publisher, a replay), and these ids become file names and sandbox paths."""
+    vault.user_id(event.user_id)
+    vault.game(event.game)
+    vault.docker_id(event.docker_id)
     training = event.training and event.game == "image"  # legacy: other games are evaluated
     files: dict[str, bytes] = {}
     manifest = None
