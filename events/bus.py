@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,11 @@ from events.subjects import ALL, message_id, subject_for
 log = logging.getLogger("lumia.events")
 
 DUPLICATE_WINDOW_S = 300.0
+
+
+def redact(url: str) -> str:
+    """A NATS URL without its password, for messages and logs."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -70,7 +76,8 @@ async def connect(urls: tuple[str, ...] | list[str], name: str, on_closed: Calla
             error_cb=_error,
         )
     except Exception as exc:  # nats raises several unrelated types for "not reachable"
-        raise BrokerUnavailable(f"cannot reach NATS at {','.join(urls)}: {exc or type(exc).__name__}") from exc
+        where = ",".join(redact(url) for url in urls)
+        raise BrokerUnavailable(f"cannot reach NATS at {where}: {exc or type(exc).__name__}") from exc
     nc.options["max_reconnect_attempts"] = -1
     return nc
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from events.bus import redact
 from lumia.config import ConfigError, Settings, load_settings
 
 BUNDLED_BOTS = Path(__file__).resolve().parent.parent / "game_vault" / "bots"
@@ -91,7 +92,8 @@ async def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
 
         def ready(note: str) -> None:
             where = f"API on http://{effective.api_host}:{effective.api_port}" if "api" in roles else ""
-            print(f"lumia {args.command}: running ({', '.join(roles)}); NATS {','.join(effective.nats_urls)}"
+            nats_where = ",".join(redact(url) for url in effective.nats_urls)
+            print(f"lumia {args.command}: running ({', '.join(roles)}); NATS {nats_where}"
                   f"{'; ' + where if where else ''}{'; ' + note if note else ''}. Ctrl+C stops.", flush=True)
 
         await run_services(effective, roles, stop, on_ready=ready)
@@ -278,8 +280,10 @@ async def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 async def _connected(settings: Settings, body: Callable[[Any, Settings], Awaitable[int]]) -> int:
     from events.bus import connect
 
-    if not settings.nats_urls:
-        settings = settings.with_overrides(nats_urls=("nats://127.0.0.1:4222",))
+    if not settings.nats_urls:  # the embedded server of `lumia up` in this data dir
+        from lumia.natsserver import local_url
+
+        settings = settings.with_overrides(nats_urls=(local_url(settings.data_dir / "nats", 4222),))
     nc = await connect(settings.nats_urls, name="lumia-cli", connect_timeout=2)
     try:
         return await body(nc.jetstream(timeout=10), settings)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from events.bus import redact
 from lumia.config import Settings
 from lumia.natsserver import EmbeddedNats, free_port
 from lumia.standin import StandInServer
@@ -73,7 +74,7 @@ async def run_demo(settings: Settings, game: str = "snake", script: Path | None 
     api = f"http://127.0.0.1:{api_port}"
     try:
         await _wait_for(ready, services, 60)
-        print(f"demo: NATS {nats.url}, API {api}, backend stand-in {backend.url}, runtime {settings.runtime}")
+        print(f"demo: NATS {redact(nats.url)}, API {api}, backend stand-in {backend.url}, runtime {settings.runtime}")
         async with httpx.AsyncClient(timeout=30) as http:
             await _wait_api(http, api)
             response = await http.post(f"{api}/v1/runs", files={"file": (script.name, script.read_bytes())},

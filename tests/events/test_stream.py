@@ -6,7 +6,7 @@ import pytest
 from nats.js.errors import APIError
 
 from events import LogWritten, RunExited, RunRequested, RunStarted
-from events.bus import Publisher, StreamSettings, ensure_stream, read_history, stream_config
+from events.bus import Publisher, StreamSettings, connect, ensure_stream, read_history, stream_config
 from events.subjects import run_subject
 
 
@@ -15,7 +15,7 @@ def _requested(run_id: str) -> RunRequested:
                         script="print(1)", script_sha256="0" * 64)
 
 
-async def test_stream_is_an_audit_log(js) -> None:
+async def test_stream_is_an_audit_log(js, nats_server) -> None:
     info = await js.stream_info("LUMIA")
     config = info.config
     assert config.subjects == ["lumia.>"]
@@ -24,10 +24,21 @@ async def test_stream_is_an_audit_log(js) -> None:
     await ensure_stream(js, StreamSettings(name="LUMIA"))  # idempotent
     publisher = Publisher(js, "LUMIA")
     seq = await publisher.publish(_requested("audit1"))
-    with pytest.raises(APIError):
-        await js.delete_msg("LUMIA", seq)
-    with pytest.raises(APIError):
-        await js.purge_stream("LUMIA")
+    admin = await connect((nats_server.admin_url,), name="admin")
+    try:  # even an account allowed to try: the stream itself refuses to lose a message
+        with pytest.raises(APIError):
+            await admin.jetstream().delete_msg("LUMIA", seq)
+        with pytest.raises(APIError):
+            await admin.jetstream().purge_stream("LUMIA")
+    finally:
+        await admin.close()
+    services = await connect((nats_server.url,), name="services-user")
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - the services' user has no permission: no answer at all
+            await services.jetstream(timeout=1).delete_stream("LUMIA")
+    finally:
+        await services.close()
+    assert (await js.stream_info("LUMIA")).state.messages == 1
     assert stream_config(StreamSettings(max_age_s=86400)).max_age == 86400
 
 
