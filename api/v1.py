@@ -21,7 +21,7 @@ from api.app import NotFound, UnsupportedMediaType, state_of
 from api.uploads import display_name, script_bytes, validate_script
 from consumers.projection import RunState, evolve
 from events import RunRequested, StopRequested
-from events.bus import read_history
+from events.bus import read_history, read_run
 from events.codec import MalformedEvent, UnknownEvent, decode, to_builtins
 from events.subjects import ALL, ROOT, run_subject, token
 from producers.submit import stable_run_id, submit_run
@@ -187,9 +187,9 @@ async def _history(js: JetStreamContext, stream: str, subject: str, *, since: da
 
 async def _run_events(request: Request, run_id: str) -> list[tuple[int, str, Any]]:
     state = state_of(request)
-    subject = run_subject(token(run_id, "run id"))
-    return [(seq, subj, event) async for seq, subj, _at, event
-            in _history(state.require_js(), state.settings.stream, subject)]
+    token(run_id, "run id")
+    return [(stored.seq, stored.subject, stored.event)
+            for stored in await read_run(state.require_js(), state.settings.stream, run_id)]
 
 
 async def load_run(request: Request, run_id: str) -> RunState:

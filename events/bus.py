@@ -230,3 +230,22 @@ async def read_history(js: JetStreamContext, stream: str, subject: str = ALL, *,
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+
+
+async def read_run(js: JetStreamContext, stream: str, run_id: str) -> list[StoredEvent]:
+    """Everything a run caused, in stream order: its own subject, plus the model and training events
+    that live on the subjects the backend subscribes to (``lumia.model…``, ``lumia.training…``)."""
+    from events.model import RunRequested
+    from events.subjects import run_subject, token
+
+    own = [stored async for stored in read_history(js, stream, run_subject(run_id))]
+    request = next((s.event for s in own if isinstance(s.event, RunRequested)), None)
+    if request is None or not request.training:
+        return own
+    user = token(request.user_id, "user id")
+    related: list[StoredEvent] = []
+    for subject in (f"lumia.model.*.*.{user}.saved", f"lumia.training.finished.*.{user}"):
+        async for stored in read_history(js, stream, subject, start_seq=own[0].seq):
+            if getattr(stored.event, "run_id", None) == run_id:
+                related.append(stored)
+    return sorted(own + related, key=lambda stored: stored.seq)

@@ -312,7 +312,7 @@ async def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     async def body(js: Any, settings: Settings) -> int:
-        from events.bus import read_history
+        from events.bus import read_history, read_run
         from events.codec import to_builtins
         from events.subjects import ALL, run_subject
         from lumia.timeline import line
@@ -320,7 +320,11 @@ async def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
         subject = run_subject(args.run) if getattr(args, "run", None) else (args.subject or ALL)
         if args.action == "replay":
             count = 0
-            async for stored in read_history(js, settings.stream, subject, since=_since(args.since)):
+            if getattr(args, "run", None):
+                history = _aiter(await read_run(js, settings.stream, args.run))
+            else:
+                history = read_history(js, settings.stream, subject, since=_since(args.since))
+            async for stored in history:
                 count += 1
                 if args.json:
                     print(json.dumps({"seq": stored.seq, "subject": stored.subject,
@@ -335,6 +339,11 @@ async def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
         return await _tail(js, subject, args.json)
 
     return await _connected(settings, body)
+
+
+async def _aiter(items: list[Any]) -> Any:
+    for item in items:
+        yield item
 
 
 async def _tail(js: Any, subject: str, as_json: bool) -> int:

@@ -36,6 +36,9 @@ async def test_training_then_evaluation_with_the_trained_model(js, settings_for,
         assert [c.fields for c in calls] == [{"dockerId": "5", "userId": USER, "gameName": "IMAGE", "status": "True"}]
         state = (await http.get(f"{api}/v1/runs/{trained.json()['runId']}")).json()
         assert state["status"] == "exited" and state["exit_code"] == 0 and state["backend_notified"]
+        timeline = (await http.get(f"{api}/v1/runs/{trained.json()['runId']}/events")).json()["events"]
+        assert [item["event"]["type"] for item in timeline] == [
+            "run.requested", "run.started", "run.exited", "model.saved", "backend.notified", "training.finished"]
 
         model = await http.get(f"{api}/api/getfile", params={"userId": USER, "game": "image", "dockerId": 5})
         assert model.status_code == 200
