@@ -108,11 +108,21 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
     sub = await js.pull_subscribe_bind(spec.durable, stream=stream)
     inflight: set[asyncio.Task[None]] = set()
     heartbeats = _Heartbeats(spec.ack_wait_s / 3)
+    # Full: ask for more only when handlers are done (pull = flow control), and then for a batch:
+    # waiting for a quarter of the slots keeps fetches large when handlers are quick.
+    low_water = spec.max_concurrency - max(1, spec.max_concurrency // 4)
+    room = asyncio.Event()
+
+    def finished(task: asyncio.Task[None]) -> None:
+        inflight.discard(task)
+        if len(inflight) <= low_water:
+            room.set()
+
     try:
         while not stop.is_set():
             if len(inflight) >= spec.max_concurrency:
-                # Full: ask for more only when a handler is done (pull = flow control).
-                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                room.clear()
+                await room.wait()
             free = spec.max_concurrency - len(inflight)
             try:
                 msgs = await sub.fetch(free, timeout=fetch_timeout)
@@ -135,7 +145,7 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
             for msg in msgs:
                 task = asyncio.create_task(_handle(msg, spec, publisher, heartbeats))
                 inflight.add(task)
-                task.add_done_callback(inflight.discard)
+                task.add_done_callback(finished)
     finally:
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
