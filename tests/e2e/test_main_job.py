@@ -32,8 +32,13 @@ async def _containers_of(run_id: str) -> list:
 
 async def _assert_delivered(http: httpx.AsyncClient, api: str, backend, run_id: str) -> None:
     await eventually(lambda: _async(backend.backend.uploads(USER)), timeout=60)
-    events = (await http.get(f"{api}/v1/runs/{run_id}/events")).json()["events"]
-    types = [item["event"]["type"] for item in events]
+
+    async def recorded() -> list[str] | None:  # the backend answered; the forwarder then records it
+        events = (await http.get(f"{api}/v1/runs/{run_id}/events")).json()["events"]
+        types = [item["event"]["type"] for item in events]
+        return types if "log.forwarded" in types else None
+
+    types = await eventually(recorded, timeout=30)
     assert types == EXPECTED_ORDER, types
     await asyncio.sleep(1.0)  # a late duplicate delivery would show up here
     uploads = backend.backend.uploads(USER)
