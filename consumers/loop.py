@@ -106,24 +106,32 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
     stream = spec.stream or stream
     await ensure_consumer(js, stream, spec)
     sub = await js.pull_subscribe_bind(spec.durable, stream=stream)
-    inflight: set[asyncio.Task[None]] = set()
     heartbeats = _Heartbeats(spec.ack_wait_s / 3)
-    # Full: ask for more only when handlers are done (pull = flow control), and then for a batch:
-    # waiting for a quarter of the slots keeps fetches large when handlers are quick.
+    # A fixed pool of workers (one per slot) takes fetched messages from a queue: no task per message.
+    # Pull is the flow control: fetch only what idle workers can take, and when full wait until a
+    # quarter of the slots is free, so fetches stay large when handlers are quick.
+    queue: asyncio.Queue[Msg | None] = asyncio.Queue()
+    taken = 0  # messages fetched and not finished yet
     low_water = spec.max_concurrency - max(1, spec.max_concurrency // 4)
     room = asyncio.Event()
 
-    def finished(task: asyncio.Task[None]) -> None:
-        inflight.discard(task)
-        if len(inflight) <= low_water:
-            room.set()
+    async def worker() -> None:
+        nonlocal taken
+        while (msg := await queue.get()) is not None:
+            try:
+                await _handle(msg, spec, publisher, heartbeats)
+            finally:
+                taken -= 1
+                if taken <= low_water:
+                    room.set()
 
+    workers = [asyncio.create_task(worker()) for _ in range(spec.max_concurrency)]
     try:
         while not stop.is_set():
-            if len(inflight) >= spec.max_concurrency:
+            if taken >= spec.max_concurrency:
                 room.clear()
                 await room.wait()
-            free = spec.max_concurrency - len(inflight)
+            free = spec.max_concurrency - taken
             try:
                 msgs = await sub.fetch(free, timeout=fetch_timeout)
             except TimeoutError:  # nats' own TimeoutError is a subclass; both mean "nothing yet"
@@ -142,13 +150,13 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
                 log.warning("%s: fetch failed: %r", spec.durable, exc)
                 await asyncio.sleep(0.5)
                 msgs = []
+            taken += len(msgs)
             for msg in msgs:
-                task = asyncio.create_task(_handle(msg, spec, publisher, heartbeats))
-                inflight.add(task)
-                task.add_done_callback(finished)
+                queue.put_nowait(msg)
     finally:
-        if inflight:
-            await asyncio.gather(*inflight, return_exceptions=True)
+        for _ in workers:
+            queue.put_nowait(None)  # finish what was fetched, then stop
+        await asyncio.gather(*workers, return_exceptions=True)
         heartbeats.close()
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
