@@ -48,17 +48,20 @@ class Reject(Exception):
 
 Handler = Callable[[Event], Awaitable[None]]
 
-_delivery: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("lumia_delivery", default=(1, 0))
+# The message being handled; its metadata (parsed from the reply subject) is read only when asked for.
+_delivery: contextvars.ContextVar[Msg | None] = contextvars.ContextVar("lumia_delivery", default=None)
 
 
 def delivery_attempt() -> int:
     """How many times JetStream has delivered the message being handled (1 on the first try)."""
-    return _delivery.get()[0]
+    msg = _delivery.get()
+    return msg.metadata.num_delivered if msg is not None else 1
 
 
 def current_sequence() -> int:
     """The stream sequence of the message being handled."""
-    return _delivery.get()[1]
+    msg = _delivery.get()
+    return msg.metadata.sequence.stream if msg is not None else 0
 
 
 @dataclass(frozen=True)
@@ -163,12 +166,10 @@ async def run_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec, pu
 
 
 async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher, heartbeats: _Heartbeats) -> None:
-    meta = msg.metadata
-    attempt = meta.num_delivered
     try:
         event = spec.decoder(msg.data)
     except UnknownEvent as exc:
-        spec.on_skip(f"{spec.durable}: {exc} at seq {meta.sequence.stream}; this version skips it")
+        spec.on_skip(f"{spec.durable}: {exc} at seq {msg.metadata.sequence.stream}; this version skips it")
         await msg.ack()
         return
     except MalformedEvent as exc:
@@ -179,10 +180,11 @@ async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher, heartbeats
         await msg.ack()
         return
     heartbeats.track(msg)
-    _delivery.set((attempt, meta.sequence.stream))
+    _delivery.set(msg)
     try:
         await handler(event)
     except Retry as exc:
+        attempt = msg.metadata.num_delivered
         if attempt >= spec.max_deliver:
             await _dead_letter(msg, spec, publisher, f"gave up after {attempt} attempts: {exc}", event)
         else:
@@ -192,10 +194,13 @@ async def _handle(msg: Msg, spec: ConsumerSpec, publisher: Publisher, heartbeats
     except asyncio.CancelledError:
         raise  # leave it un-acked: JetStream redelivers after ack_wait
     except BrokerUnavailable as exc:
+        meta = msg.metadata
         log.warning("%s: broker unavailable while handling seq %s: %s", spec.durable, meta.sequence.stream, exc)
         with contextlib.suppress(Exception):
-            await msg.nak(delay=spec.delay_for(attempt))
+            await msg.nak(delay=spec.delay_for(meta.num_delivered))
     except Exception as exc:
+        meta = msg.metadata
+        attempt = meta.num_delivered
         log.exception("%s: handler failed on seq %s (attempt %s)", spec.durable, meta.sequence.stream, attempt)
         if attempt >= spec.max_deliver:
             await _dead_letter(msg, spec, publisher, f"handler error after {attempt} attempts: {exc!r}", event)
