@@ -209,7 +209,7 @@ async def _attach_nats(state: ApiState) -> None:
         try:
             nc = await connect(settings.nats_urls, name=f"lumia-api-{settings.node}", initial_attempts=2)
             js = nc.jetstream(timeout=5)
-            await ensure_stream(js, _stream_settings(settings))
+            await ensure_stream(js, StreamSettings.of(settings))
             state.runs = await RunStore.open(js, settings.stream_replicas)
         except Exception as exc:  # unreachable or not ready yet: keep trying
             if nc is not None:
@@ -262,11 +262,6 @@ def create_app(settings: Settings, *, connect_nats: bool = True) -> FastAPI:
                        per_path={"/api/game_data": max(settings.max_upload_bytes, GAME_LOG_BODY_LIMIT)})
     app.add_middleware(BearerAuth, token=settings.api_token)
     return app
-
-
-def _stream_settings(settings: Settings) -> StreamSettings:
-    return StreamSettings(name=settings.stream, replicas=settings.stream_replicas,
-                          max_age_s=settings.stream_max_age_s, max_bytes=settings.stream_max_bytes)
 
 
 def check_bind(settings: Settings) -> None:

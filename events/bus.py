@@ -14,6 +14,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import nats
 from nats.aio.client import Client as NATS
@@ -34,6 +35,9 @@ from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableErr
 from events.codec import MalformedEvent, UnknownEvent, decode, encode
 from events.model import Event
 from events.subjects import ALL, message_id, subject_for
+
+if TYPE_CHECKING:
+    from lumia.config import Settings
 
 log = logging.getLogger("lumia.events")
 
@@ -88,6 +92,12 @@ class StreamSettings:
     replicas: int = 1
     max_age_s: float = 0.0
     max_bytes: int = 10 * 1024**3
+
+    @classmethod
+    def of(cls, settings: Settings) -> StreamSettings:
+        """The stream part of the service configuration (``LUMIA_STREAM_*``)."""
+        return cls(name=settings.stream, replicas=settings.stream_replicas,
+                   max_age_s=settings.stream_max_age_s, max_bytes=settings.stream_max_bytes)
 
 
 def stream_config(settings: StreamSettings) -> StreamConfig:

@@ -54,11 +54,6 @@ async def choose_runtime(settings: Settings) -> RuntimeChoice:
     return RuntimeChoice(runtime, f"docker runtime, image {settings.runner_image}")
 
 
-def stream_settings(settings: Settings) -> StreamSettings:
-    return StreamSettings(name=settings.stream, replicas=settings.stream_replicas,
-                          max_age_s=settings.stream_max_age_s, max_bytes=settings.stream_max_bytes)
-
-
 async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio.Event,
                        on_ready: Callable[[str], Awaitable[None] | None] | None = None,
                        runtime: Runtime | None = None) -> None:
@@ -69,7 +64,7 @@ async def run_services(settings: Settings, roles: tuple[str, ...], stop: asyncio
         nc = await connect(settings.nats_urls, name=f"lumia-{'-'.join(roles)}-{settings.node}", initial_attempts=20)
         stack.push_async_callback(_drain, nc)
         js = nc.jetstream(timeout=10)
-        await ensure_stream(js, stream_settings(settings))
+        await ensure_stream(js, StreamSettings.of(settings))
         publisher = Publisher(js, settings.stream)
         specs: list[ConsumerSpec] = []
         tasks: list[Callable[[], Awaitable[None]]] = []
